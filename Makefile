@@ -1,0 +1,51 @@
+# LiveLedger developer commands. `make demo` and `make test` are the two a new user needs.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help install up down status serve stop demo test test-fast lint bench load chaos migrate topics
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: ## create .venv, install Python deps, Redis (apt) and the Kafka jars (Maven)
+	@bash devstack/install.sh
+
+up: install ## start Kafka, Redis and ClickHouse (chDB dev server) on 127.0.0.1; idempotent
+	@bash devstack/up.sh
+
+down: ## stop the dev services (data is kept in .devstack/)
+	@bash devstack/down.sh
+
+status: ## show which dev services and app processes run
+	@bash devstack/status.sh
+
+migrate: up ## create Kafka topics and apply ClickHouse migrations
+	@$(PY) -m liveledger.cli topics create
+	@$(PY) -m liveledger.cli migrate
+
+serve: migrate ## start the application processes in the background (logs in .devstack/logs)
+	@bash devstack/serve.sh
+
+stop: ## stop the application processes
+	@bash devstack/stop.sh
+
+demo: serve ## the stack, all services, a simulated live event, and the dashboard URLs
+	@bash devstack/demo.sh
+
+test: up ## install, start the stack, run the whole test suite
+	@$(PY) -m pytest
+
+test-fast: ## unit tests only (no services)
+	@$(PY) -m pytest -m "not kafka and not redis and not clickhouse and not e2e"
+
+lint: ## ruff + mypy
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/mypy .
+
+bench: serve ## benchmarks beside their baselines -> bench/out/results.json
+	@$(PY) -m bench
+
+load: serve ## Locust headless on the hot path with pass/fail thresholds
+	@bash loadtests/run.sh

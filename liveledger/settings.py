@@ -1,0 +1,43 @@
+"""One frozen settings object, loaded once from the environment (prefix ``LIVELEDGER_``).
+
+Components receive a ``Settings`` instance; nothing else reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_ADMIN_TOKEN = "dev-admin-token-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LIVELEDGER_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # CLICKHOUSE_URL (no prefix) names a real server; default is the chDB dev server.
+    clickhouse_url: str = Field(default="http://127.0.0.1:8123", validation_alias="CLICKHOUSE_URL")
+    clickhouse_database: str = "liveledger"
+
+    admin_token: str = DEV_ADMIN_TOKEN
+    topic_prefix: str = "ll"
+    event_partitions: int = 6
+
+    ingest_host: str = "127.0.0.1"
+    ingest_port: int = 8080
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    max_batch_events: int = 1000
+    max_body_bytes: int = 1024 * 1024
+    webhook_tolerance_s: int = 300
+    # In-flight Kafka sends per ingest process before answering 503 + Retry-After.
+    ingest_max_inflight: int = 2000
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
