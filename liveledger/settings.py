@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     ingest_port: int = 8080
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # Public base URL of the ingest service, used to build affiliate link URLs.
+    ingest_public_url: str = "http://127.0.0.1:8080"
 
     max_batch_events: int = 1000
     max_body_bytes: int = 1024 * 1024

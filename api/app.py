@@ -1,0 +1,49 @@
+"""The API process on :8000: setup, reading, dashboards. OpenAPI at /openapi.json."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+
+from api.context import ApiContext
+from api.errors import install_error_handlers
+from api.setup_routes import router as setup_router
+from liveledger.kafka import start_producer
+from liveledger.settings import Settings, get_settings
+from liveledger.setup_state import SetupReplica
+
+log = logging.getLogger("api")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        producer = await start_producer(settings)
+        setup = SetupReplica(settings)
+        await setup.start()
+        ctx = ApiContext(settings=settings, producer=producer, setup=setup)
+        app.state.ctx = ctx
+        log.info("api ready on %s:%d", settings.api_host, settings.api_port)
+        try:
+            yield
+        finally:
+            await setup.stop()
+            await producer.stop()
+
+    app = FastAPI(title="LiveLedger API", version="0.1.0", lifespan=lifespan,
+                  description="Setup, live stream metrics, creator earnings, payouts and reconciliation.")
+    install_error_handlers(app)
+    app.include_router(setup_router)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz(request: Request) -> dict[str, Any]:
+        ctx: ApiContext = request.app.state.ctx
+        return {"status": "ok", "setup_records": ctx.setup.position}
+
+    return app

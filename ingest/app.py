@@ -1,0 +1,401 @@
+"""The ingest hot path on :8080 (aiohttp): redirects, player event batches, order webhooks.
+
+Every accepted request is answered ``202``/``302`` only after Kafka acknowledged the record with
+acks=all from this process's one idempotent producer. Limits are enforced before parsing; when too
+many sends are in flight the service answers ``503`` with ``Retry-After`` instead of queueing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import secrets
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import orjson
+from aiohttp import web
+
+from ingest.errors import IngestError, forbidden, json_response, unauthorized
+from ingest.openapi import openapi_spec
+from ingest.signatures import SignatureError, verify_liveledger, verify_shopify
+from liveledger.kafka import start_producer
+from liveledger.settings import Settings
+from liveledger.setup_state import Principal, SetupReplica
+from liveledger.topics import topic_name
+from schemas.errors import EmptyRefund, ValidationFailed
+from schemas.events import validate_batch_events
+from schemas.orders import OrderCreated, OrderRefunded, validate_order_webhook
+from schemas.shopify import normalise_shopify_order, normalise_shopify_refund
+from schemas.time import format_rfc3339
+
+log = logging.getLogger("ingest")
+
+_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_JSON = "application/json"
+SETTINGS_KEY = web.AppKey("settings", Settings)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_click_id() -> str:
+    return "clk:" + secrets.token_hex(12)
+
+
+def add_query_param(url: str, name: str, value: str) -> str:
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != name]
+    query.append((name, value))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+class IngestState:
+    """Long-lived clients and counters of one ingest process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.setup = SetupReplica(settings)
+        self.producer: Any = None
+        self.inflight = 0
+        self.events_topic = topic_name(settings, "events")
+        self.orders_topic = topic_name(settings, "orders")
+
+    async def start(self) -> None:
+        self.producer = await start_producer(self.settings)
+        await self.setup.start()
+
+    async def stop(self) -> None:
+        await self.setup.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+
+    async def send(self, topic: str, key: str, value: bytes) -> None:
+        """Durably write one record (acks=all); raises 503 when over the in-flight bound."""
+        if self.inflight >= self.settings.ingest_max_inflight:
+            raise IngestError(503, "overloaded", "too many requests in flight, retry shortly",
+                              headers={"Retry-After": "1"})
+        self.inflight += 1
+        try:
+            await self.producer.send_and_wait(topic, value, key=key.encode())
+        except Exception as exc:  # Kafka unavailable: the client must retry, nothing was accepted
+            log.error("kafka send to %s failed: %r", topic, exc)
+            raise IngestError(503, "unavailable", "event log unavailable, retry shortly",
+                              headers={"Retry-After": "2"}) from exc
+        finally:
+            self.inflight -= 1
+
+    async def lookup(self, table: str, ident: str) -> dict[str, Any] | None:
+        """Setup lookup with read-your-writes: on a miss, catch up with the setup topic once."""
+        found: dict[str, Any] | None = getattr(self.setup.state, table).get(ident)
+        if found is None:
+            await self.setup.catch_up()
+            found = getattr(self.setup.state, table).get(ident)
+        return found
+
+    async def principal(self, request: web.Request) -> Principal:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise unauthorized("missing bearer key: send 'Authorization: Bearer <brand key>'")
+        found = self.setup.state.principal(token)
+        if found is None:
+            await self.setup.catch_up()
+            found = self.setup.state.principal(token)
+        if found is None:
+            raise unauthorized("unknown API key")
+        return found
+
+
+STATE_KEY: web.AppKey[IngestState] = web.AppKey("state", IngestState)
+
+
+def _state(request: web.Request) -> IngestState:
+    return request.app[STATE_KEY]
+
+
+def _check_json_request(request: web.Request, max_bytes: int) -> None:
+    if request.content_type != _JSON:
+        raise IngestError(415, "unsupported_media_type", "send Content-Type: application/json",
+                          [{"field": "Content-Type", "reason": f"got {request.content_type!r}"}])
+    length = request.content_length
+    if length is not None and length > max_bytes:
+        raise IngestError(413, "payload_too_large", f"body is larger than {max_bytes} bytes",
+                          [{"field": "body", "reason": f"{length} bytes > {max_bytes}"}])
+
+
+async def _read_body(request: web.Request, max_bytes: int) -> bytes:
+    try:
+        body = await request.content.read(max_bytes + 1)
+    except asyncio.CancelledError:
+        raise
+    if len(body) > max_bytes:
+        raise IngestError(413, "payload_too_large", f"body is larger than {max_bytes} bytes",
+                          [{"field": "body", "reason": f"more than {max_bytes} bytes"}])
+    return body
+
+
+def _loads(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        # NaN / Infinity are not JSON, but some shops send them: parse them so that validation
+        # names the field ("must be an integer") instead of rejecting the whole body as garbage.
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise IngestError(400, "malformed_json", "body is not valid JSON",
+                              [{"field": "body", "reason": str(exc)}]) from exc
+
+
+def _validation_error(exc: ValidationFailed) -> IngestError:
+    details = [{"field": e.field, "reason": e.reason} for e in exc.errors]
+    first = details[0] if details else {"field": "body", "reason": "invalid"}
+    return IngestError(422, "validation_failed", f"{first['field']}: {first['reason']}", details)
+
+
+# --- handlers -------------------------------------------------------------------------------
+
+
+async def healthz(request: web.Request) -> web.Response:
+    st = _state(request)
+    return json_response(200, {"status": "ok", "inflight": st.inflight, "setup_records": st.setup.position})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(200, openapi_spec())
+
+
+async def redirect(request: web.Request) -> web.Response:
+    st = _state(request)
+    code = request.match_info["code"]
+    link = await st.lookup("links", code) if _ID_RE.match(code) else None
+    if link is None:
+        raise IngestError(404, "not_found", "unknown link", [{"field": "link_code", "reason": "unknown"}])
+    campaign = st.setup.state.campaigns.get(link["campaign_id"], {})
+    click_id = new_click_id()
+    now = utc_now()
+    event = {
+        "event_id": click_id, "type": "click", "stream_id": link.get("stream_id"), "viewer_id": None,
+        "product_id": link.get("product_id"), "campaign_id": link["campaign_id"],
+        "creator_id": link["creator_id"], "link_code": code, "occurred_at": format_rfc3339(now),
+    }
+    record = {"v": 1, "batch_id": str(uuid.uuid4()), "brand_id": link["brand_id"], "source": "redirect",
+              "received_at": format_rfc3339(now), "events": [event]}
+    await st.send(st.events_topic, link["brand_id"], orjson.dumps(record))
+    window_days = int(campaign.get("attribution_window_days", 30))
+    resp = web.Response(status=302, headers={"Location": add_query_param(link["destination_url"], "ll_click",
+                                                                         click_id),
+                                             "Cache-Control": "no-store"})
+    resp.set_cookie("ll_click", click_id, max_age=window_days * 86400, path="/", samesite="Lax")
+    return resp
+
+
+async def post_events(request: web.Request) -> web.Response:
+    st = _state(request)
+    settings = st.settings
+    _check_json_request(request, settings.max_body_bytes)
+    principal = await st.principal(request)
+    if principal.role != "brand" or principal.brand_id is None:
+        raise forbidden("events are posted with a brand key", "Authorization")
+    brand_id = principal.brand_id
+    payload = _loads(await _read_body(request, settings.max_body_bytes))
+    if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
+        raise IngestError(422, "validation_failed", "body must be an object with an 'events' array",
+                          [{"field": "events", "reason": "required array"}])
+    raw_events: list[Any] = payload["events"]
+    extra = sorted(set(payload) - {"events"})
+    if extra:
+        raise IngestError(422, "validation_failed", f"unknown field {extra[0]!r}",
+                          [{"field": f, "reason": "unknown field"} for f in extra])
+    if len(raw_events) > settings.max_batch_events:
+        raise IngestError(413, "payload_too_large", f"at most {settings.max_batch_events} events per batch",
+                          [{"field": "events", "reason": f"{len(raw_events)} events"}])
+    if not raw_events:
+        raise IngestError(422, "validation_failed", "events: empty batch",
+                          [{"field": "events", "reason": "at least one event"}])
+
+    now = utc_now()
+    valid, rejections = validate_batch_events(raw_events, now)
+    rejected: list[dict[str, Any]] = [r.as_dict() for r in rejections]
+    rejected_idx = {r.index for r in rejections}
+    indices = [i for i in range(len(raw_events)) if i not in rejected_idx]
+    out: list[dict[str, Any]] = []
+    forbidden_count = 0
+    caught_up = False
+    state = st.setup.state
+    for index, model in zip(indices, valid, strict=True):
+        event = model.model_dump()
+        event["occurred_at"] = format_rfc3339(model.occurred_at)
+        stream = state.streams.get(event["stream_id"])
+        if stream is None and not caught_up:
+            await st.setup.catch_up()
+            caught_up = True
+            stream = state.streams.get(event["stream_id"])
+        if stream is None:
+            rejected.append({"index": index, "error": f"events[{index}].stream_id: unknown stream"})
+            continue
+        if stream["brand_id"] != brand_id:
+            forbidden_count += 1
+            rejected.append({"index": index,
+                             "error": f"events[{index}].stream_id: belongs to another brand (forbidden)"})
+            continue
+        if event["type"] == "click":
+            campaign_id = event.get("campaign_id")
+            if campaign_id is not None:
+                campaign = state.campaigns.get(campaign_id)
+                if campaign is None and not caught_up:
+                    await st.setup.catch_up()
+                    caught_up = True
+                    campaign = state.campaigns.get(campaign_id)
+                if campaign is None or campaign["brand_id"] != brand_id:
+                    rejected.append({"index": index,
+                                     "error": f"events[{index}].campaign_id: unknown campaign of this brand"})
+                    continue
+            event["creator_id"] = stream["creator_id"]
+            event["link_code"] = None
+        out.append(event)
+    rejected.sort(key=lambda r: int(r["index"]))
+    if not out:
+        if forbidden_count and forbidden_count == len(rejected):
+            raise IngestError(403, "forbidden", "stream_id: belongs to another brand",
+                              [_detail(r) for r in rejected])
+        raise IngestError(422, "validation_failed", rejected[0]["error"] if rejected else "no valid events",
+                          [_detail(r) for r in rejected])
+    record = {"v": 1, "batch_id": str(uuid.uuid4()), "brand_id": brand_id, "source": "events-api",
+              "received_at": format_rfc3339(now), "events": out}
+    await st.send(st.events_topic, brand_id, orjson.dumps(record))
+    return json_response(202, {"accepted": len(out), "rejected": rejected})
+
+
+def _detail(rejection: dict[str, Any]) -> dict[str, Any]:
+    field, _, reason = str(rejection["error"]).partition(": ")
+    return {"field": field, "reason": reason or field}
+
+
+async def post_order_webhook(request: web.Request) -> web.Response:
+    st = _state(request)
+    settings = st.settings
+    _check_json_request(request, settings.max_body_bytes)
+    body = await _read_body(request, settings.max_body_bytes)
+    signature = request.headers.get("X-LiveLedger-Signature")
+    if not signature:
+        raise unauthorized("missing X-LiveLedger-Signature header", "X-LiveLedger-Signature")
+    payload = _loads(body)
+    brand_id = payload.get("brand_id") if isinstance(payload, dict) else None
+    brand = await st.lookup("brands", brand_id) if isinstance(brand_id, str) and _ID_RE.match(brand_id) else None
+    if brand is None or not isinstance(brand_id, str):
+        raise unauthorized("cannot verify the signature: unknown brand_id", "brand_id")
+    try:
+        verify_liveledger(signature, body, brand["webhook_secret"], time.time(), settings.webhook_tolerance_s)
+    except SignatureError as exc:
+        raise unauthorized(str(exc), "X-LiveLedger-Signature") from exc
+    now = utc_now()
+    try:
+        order = validate_order_webhook(payload, now)
+    except ValidationFailed as exc:
+        raise _validation_error(exc) from exc
+    return await _accept_order(st, brand_id, order, now, "native")
+
+
+def order_record(order: OrderCreated | OrderRefunded, now: datetime, source: str) -> dict[str, Any]:
+    """The normalised ``ll.orders`` record (docs/architecture.md)."""
+    record = order.model_dump()
+    record["occurred_at"] = format_rfc3339(order.occurred_at)
+    if isinstance(order, OrderRefunded):
+        record.setdefault("currency", None)
+    record.update({"v": 1, "received_at": format_rfc3339(now), "source": source})
+    return record
+
+
+async def _accept_order(st: IngestState, brand_id: str, order: OrderCreated | OrderRefunded, now: datetime,
+                        source: str) -> web.Response:
+    if order.brand_id != brand_id:
+        raise forbidden("brand_id does not match the signing brand", "brand_id")
+    await st.send(st.orders_topic, brand_id, orjson.dumps(order_record(order, now, source)))
+    return json_response(202, {"accepted": 1, "event_id": order.event_id})
+
+
+async def post_shopify_webhook(request: web.Request) -> web.Response:
+    st = _state(request)
+    settings = st.settings
+    brand_id = request.match_info["brand_id"]
+    _check_json_request(request, settings.max_body_bytes)
+    body = await _read_body(request, settings.max_body_bytes)
+    brand = await st.lookup("brands", brand_id) if _ID_RE.match(brand_id) else None
+    if brand is None:
+        raise unauthorized("cannot verify the HMAC: unknown brand", "brand_id")
+    try:
+        verify_shopify(request.headers.get("X-Shopify-Hmac-Sha256"), body, brand["webhook_secret"])
+    except SignatureError as exc:
+        raise unauthorized(str(exc), "X-Shopify-Hmac-Sha256") from exc
+    topic = request.headers.get("X-Shopify-Topic", "")
+    webhook_id = request.headers.get("X-Shopify-Webhook-Id", "")
+    if not webhook_id or not _ID_RE.match(webhook_id) or len(webhook_id) > 100:
+        raise IngestError(422, "validation_failed", "X-Shopify-Webhook-Id: missing or invalid",
+                          [{"field": "X-Shopify-Webhook-Id", "reason": "missing or invalid"}])
+    payload = _loads(body)
+    now = utc_now()
+    try:
+        order: OrderCreated | OrderRefunded
+        if topic == "orders/create":
+            order = normalise_shopify_order(payload, brand_id, webhook_id, now)
+        elif topic == "refunds/create":
+            order = normalise_shopify_refund(payload, brand_id, webhook_id, brand["currency"], now)
+        else:
+            raise IngestError(422, "validation_failed", f"X-Shopify-Topic: unsupported topic {topic!r}",
+                              [{"field": "X-Shopify-Topic",
+                                "reason": "expected orders/create or refunds/create"}])
+    except EmptyRefund as exc:
+        # Valid Shopify input that gives back no item revenue (shipping-only, restock): acknowledge
+        # so Shopify stops retrying, record nothing.
+        return json_response(200, {"accepted": 0, "ignored": str(exc)})
+    except ValidationFailed as exc:
+        raise _validation_error(exc) from exc
+    return await _accept_order(st, brand_id, order, now, "shopify")
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except IngestError as exc:
+        return exc.response()
+    except web.HTTPRequestEntityTooLarge:
+        return IngestError(413, "payload_too_large", "body too large").response()
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            return IngestError(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason).response()
+        raise
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[errors_middleware], client_max_size=settings.max_body_bytes + 1)
+    state = IngestState(settings)
+    app[SETTINGS_KEY] = settings
+    app[STATE_KEY] = state
+
+    async def on_startup(_: web.Application) -> None:
+        await state.start()
+        log.info("ingest ready on %s:%d", settings.ingest_host, settings.ingest_port)
+
+    async def on_cleanup(_: web.Application) -> None:
+        await state.stop()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/l/{code}", redirect)
+    app.router.add_post("/v1/events", post_events)
+    app.router.add_post("/v1/webhooks/orders", post_order_webhook)
+    app.router.add_post("/v1/webhooks/shopify/{brand_id}", post_shopify_webhook)
+    return app
