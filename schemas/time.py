@@ -1,0 +1,142 @@
+"""Times: RFC 3339 with an explicit offset, normalised to UTC at millisecond precision.
+
+``occurred_at`` fields also pass the acceptance window (at most 5 minutes in the future, at most
+400 days in the past). The reference clock comes from the pydantic validation context
+``{"now": <aware datetime>}`` so that tests and replays are deterministic; without one the wall
+clock is used.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Final
+
+from pydantic import PlainSerializer, PlainValidator, ValidationInfo, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "MAX_FUTURE",
+    "MAX_PAST",
+    "OccurredAt",
+    "UtcDatetime",
+    "check_window",
+    "format_rfc3339",
+    "now_from_context",
+    "parse_rfc3339",
+    "utcnow",
+    "window_problem",
+]
+
+MAX_FUTURE: Final = timedelta(minutes=5)
+MAX_PAST: Final = timedelta(days=400)
+
+_RFC3339_RE: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+_NOT_RFC3339: Final = (
+    "must be an RFC 3339 date-time with an offset, e.g. 2026-11-25T20:00:00.123Z or +01:00"
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _truncate_ms(dt: datetime) -> datetime:
+    return dt.replace(microsecond=dt.microsecond - dt.microsecond % 1000)
+
+
+def parse_rfc3339(s: str) -> datetime:
+    """``"2026-11-25T21:00:00.1234+01:00"`` → ``datetime(2026,11,25,20,0,0,123000, UTC)``.
+
+    Raises ``ValueError`` for naive times, date-only or basic-format ISO 8601, leap seconds,
+    out-of-range fields, or anything that is not RFC 3339.
+    """
+    if not isinstance(s, str) or len(s) > 40 or _RFC3339_RE.fullmatch(s) is None:
+        raise ValueError(_NOT_RFC3339)
+    if s[-1] == "Z" and (len(s) == 24 or len(s) == 20) and s[10] == "T":
+        # fast path for the canonical forms "...:00.123Z" / "...:00Z" (already UTC, <= ms)
+        try:
+            return datetime.fromisoformat(s)
+        except ValueError:
+            raise ValueError(_NOT_RFC3339 + " (a field is out of range)") from None
+    text = s.replace("t", "T").replace("z", "Z")
+    if "." in text:  # fromisoformat takes at most 6 fractional digits: cut to milliseconds first
+        head, _, rest = text.partition(".")
+        i = 0
+        while i < len(rest) and rest[i].isdigit():
+            i += 1
+        text = head + "." + rest[:i][:3].ljust(3, "0") + rest[i:]
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(_NOT_RFC3339 + " (a field is out of range)") from None
+    return dt.astimezone(UTC) if dt.utcoffset() else dt.replace(tzinfo=UTC)
+
+
+def format_rfc3339(dt: datetime) -> str:
+    """Aware datetime → ``"2026-11-25T20:00:00.123Z"`` (UTC, milliseconds, ``Z``)."""
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise ValueError("naive datetime: an offset is required")
+    u = dt.astimezone(UTC)
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
+        f".{u.microsecond // 1000:03d}Z"
+    )
+
+
+def _to_utc(value: Any) -> datetime:
+    if isinstance(value, str):
+        try:
+            return parse_rfc3339(value)
+        except ValueError as exc:
+            raise PydanticCustomError("rfc3339", "{reason}", {"reason": str(exc)}) from None
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise PydanticCustomError("rfc3339", "naive date-time: an offset is required")
+        return _truncate_ms(value.astimezone(UTC))
+    raise PydanticCustomError("rfc3339", "{reason}", {"reason": _NOT_RFC3339})
+
+
+def now_from_context(info: ValidationInfo | None) -> datetime:
+    """The reference clock: ``context["now"]`` when given (aware), else the wall clock."""
+    ctx = info.context if info is not None else None
+    if isinstance(ctx, dict):
+        now = ctx.get("now")
+        if isinstance(now, datetime):
+            if now.tzinfo is None:
+                raise TypeError("validation context 'now' must be timezone-aware")
+            return now
+    return utcnow()
+
+
+def window_problem(dt: datetime, now: datetime) -> str | None:
+    """``None`` when ``dt`` is inside the acceptance window around ``now``, else the reason."""
+    if dt > now + MAX_FUTURE:
+        return "more than 5 minutes in the future"
+    if dt < now - MAX_PAST:
+        return "more than 400 days in the past"
+    return None
+
+
+def check_window(dt: datetime, info: ValidationInfo) -> datetime:
+    """Pydantic after-validator applying :func:`window_problem` with the context clock."""
+    problem = window_problem(dt, now_from_context(info))
+    if problem is not None:
+        raise PydanticCustomError("time_window", problem)
+    return dt
+
+
+def _to_utc_in_window(value: Any, info: ValidationInfo) -> datetime:
+    return check_window(_to_utc(value), info)
+
+
+_SERIALIZE: Final = PlainSerializer(format_rfc3339, return_type=str, when_used="json")
+_SCHEMA: Final = WithJsonSchema({"type": "string", "format": "date-time"})
+
+UtcDatetime = Annotated[datetime, PlainValidator(_to_utc), _SERIALIZE, _SCHEMA]
+"""RFC 3339 with offset (or an aware datetime) -> UTC, ms precision; JSON: ``...123Z``."""
+
+OccurredAt = Annotated[datetime, PlainValidator(_to_utc_in_window), _SERIALIZE, _SCHEMA]
+""":data:`UtcDatetime` that must also lie in [now - 400 days, now + 5 minutes]."""
