@@ -312,3 +312,18 @@ def test_openapi_and_health(world: World) -> None:
     assert httpx.get(f"{world.stack.ingest_url}/healthz").json()["status"] == "ok"
     api_spec = httpx.get(f"{world.stack.api_url}/openapi.json").json()
     assert "/v1/admin/brands" in api_spec["paths"]
+
+
+def test_every_record_written_parses_as_the_wire_contract(world: World) -> None:
+    """What the stream processors read (schemas.wire) is exactly what ingest writes."""
+    from schemas.wire import EventsBatchRecord, order_record_from_bytes
+
+    events = read_topic("127.0.0.1:9092", f"{world.stack.prefix}.events")
+    orders = read_topic("127.0.0.1:9092", f"{world.stack.prefix}.orders")
+    assert events and orders
+    for key, value, _ in events:
+        rec = EventsBatchRecord.from_bytes(orjson.dumps(value))
+        assert key == rec.brand_id.encode()
+    for key, value, _ in orders:
+        order = order_record_from_bytes(orjson.dumps(value))
+        assert key == order.brand_id.encode()
