@@ -1,0 +1,191 @@
+"""Numbered ClickHouse migrations: ``consumers/migrations/NNNN_name.sql``, applied in order, recorded.
+
+- A file holds one or more statements; a statement ends with ``;`` at the end of a line. Lines that
+  are only ``--`` comments are dropped. ``{db}`` is replaced by the target database name.
+- Applied migrations are recorded in ``<db>.schema_migrations`` (version, name, checksum, applied_at)
+  and never run again. Editing an applied file is refused (checksum mismatch): add a new file.
+- A file is not atomic (ClickHouse DDL is not transactional): write statements that can be re-run
+  (``IF NOT EXISTS``), so a migration that failed half-way can simply be applied again.
+
+``liveledger migrate [--dry-run]`` (liveledger/cli.py) calls ``migrate_cli``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from clickhouse_connect.driver.client import Client
+
+from liveledger.ch import get_client
+from liveledger.settings import Settings, get_settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+BOOKKEEPING_TABLE = "schema_migrations"
+_FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_STATEMENT_END = re.compile(r";[ \t]*(?:\r?\n|$)")
+
+
+class MigrationError(Exception):
+    """The migrations on disk and the ones recorded in the database do not fit together."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+    text: str
+    checksum: str
+
+    @classmethod
+    def load(cls, path: Path) -> Migration:
+        m = _FILE_NAME.match(path.name)
+        if not m:
+            raise MigrationError(f"{path.name}: migration files are named NNNN_lower_snake.sql")
+        raw = path.read_bytes()
+        return cls(int(m.group(1)), m.group(2), path, raw.decode(), hashlib.sha256(raw).hexdigest())
+
+    @property
+    def label(self) -> str:
+        return f"{self.version:04d}_{self.name}"
+
+    def statements(self, database: str) -> list[str]:
+        return split_statements(self.text.replace("{db}", database))
+
+
+def split_statements(text: str) -> list[str]:
+    """Statements of a migration file: split at ``;`` ending a line, comment-only lines dropped."""
+    out: list[str] = []
+    for chunk in _STATEMENT_END.split(text):
+        lines = [line for line in chunk.splitlines() if not line.strip().startswith("--")]
+        statement = "\n".join(lines).strip()
+        if statement:
+            out.append(statement)
+    return out
+
+
+def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """Every ``*.sql`` in ``directory`` in version order; duplicate versions are an error."""
+    migrations = [Migration.load(p) for p in sorted(directory.glob("*.sql"))]
+    seen: dict[int, str] = {}
+    for m in migrations:
+        if m.version in seen:
+            raise MigrationError(f"two migrations with version {m.version:04d}: {seen[m.version]}, {m.label}")
+        seen[m.version] = m.label
+    return sorted(migrations, key=lambda m: m.version)
+
+
+@dataclass
+class MigrationReport:
+    database: str
+    applied: list[str] = field(default_factory=list)  # applied by this run
+    pending: list[str] = field(default_factory=list)  # would be applied (dry run)
+    already: list[str] = field(default_factory=list)  # recorded before this run
+
+
+def _check_database_name(database: str) -> None:
+    if not _IDENTIFIER.match(database):
+        raise MigrationError(f"database name {database!r} is not a plain identifier")
+
+
+def ensure_bookkeeping(client: Client, database: str) -> None:
+    _check_database_name(database)
+    client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+    client.command(
+        f"""CREATE TABLE IF NOT EXISTS `{database}`.{BOOKKEEPING_TABLE} (
+            version UInt32,
+            name String,
+            checksum String,
+            applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+        ) ENGINE = ReplacingMergeTree(applied_at) ORDER BY version"""
+    )
+
+
+def applied_migrations(client: Client, database: str) -> dict[int, tuple[str, str]]:
+    """version -> (name, checksum) of the migrations recorded in ``database`` ({} if none yet)."""
+    _check_database_name(database)
+    exists = client.command(
+        "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+        parameters={"db": database, "t": BOOKKEEPING_TABLE},
+    )
+    if not exists:
+        return {}
+    rows = client.query(
+        f"SELECT version, argMax(name, applied_at), argMax(checksum, applied_at) "
+        f"FROM `{database}`.{BOOKKEEPING_TABLE} GROUP BY version ORDER BY version"
+    ).result_rows
+    return {int(v): (str(n), str(c)) for v, n, c in rows}
+
+
+def migrate(
+    client: Client,
+    database: str,
+    migrations: Sequence[Migration] | None = None,
+    dry_run: bool = False,
+) -> MigrationReport:
+    """Apply the migrations not yet recorded in ``database``, in version order."""
+    _check_database_name(database)
+    migrations = list(discover() if migrations is None else migrations)
+    recorded = applied_migrations(client, database)
+    report = MigrationReport(database)
+    changed = [m.label for m in migrations if m.version in recorded and recorded[m.version][1] != m.checksum]
+    if changed:
+        raise MigrationError(
+            f"applied migrations were edited since they ran: {', '.join(changed)}; add a new migration instead"
+        )
+    for m in migrations:
+        if m.version in recorded:
+            report.already.append(m.label)
+        elif dry_run:
+            report.pending.append(m.label)
+    if dry_run:
+        return report
+    ensure_bookkeeping(client, database)
+    for m in migrations:
+        if m.version in recorded:
+            continue
+        for statement in m.statements(database):
+            client.command(statement)
+        client.insert(
+            f"{database}.{BOOKKEEPING_TABLE}",
+            [[m.version, m.name, m.checksum]],
+            column_names=["version", "name", "checksum"],
+        )
+        report.applied.append(m.label)
+    return report
+
+
+def run(settings: Settings, dry_run: bool = False, out: TextIO = sys.stdout) -> MigrationReport:
+    database = settings.clickhouse_database
+    client = get_client(settings, database="default")
+    try:
+        report = migrate(client, database, dry_run=dry_run)
+    finally:
+        client.close()
+    for label in report.already:
+        print(f"  applied earlier  {label}", file=out)
+    for label in report.pending:
+        print(f"  pending          {label}", file=out)
+    for label in report.applied:
+        print(f"  applied          {label}", file=out)
+    verb = "would apply" if dry_run else "applied"
+    count = len(report.pending) if dry_run else len(report.applied)
+    print(f"migrate: database {database}: {verb} {count}, {len(report.already)} already applied", file=out)
+    return report
+
+
+def migrate_cli(args: argparse.Namespace) -> int:
+    try:
+        run(get_settings(), dry_run=bool(getattr(args, "dry_run", False)))
+    except MigrationError as ex:
+        print(f"migrate: {ex}", file=sys.stderr)
+        return 1
+    return 0
