@@ -1,0 +1,1 @@
+"""Live-stream simulator: drives the real HTTP ingest and writes ground truth (docs/simulator.md)."""
