@@ -35,7 +35,9 @@ demo: serve ## the stack, all services, a simulated live event, and the dashboar
 	@bash devstack/demo.sh
 
 test: up ## install, start the stack, run the whole test suite
-	@$(PY) -m pytest
+	@rc=0; $(PY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
+	if [ -n "$$PYTEST_RC_FILE" ]; then echo $$rc > "$$PYTEST_RC_FILE"; fi; \
+	if [ $$rc -eq 5 ]; then echo "pytest ran no tests" >&2; fi; exit $$rc
 
 test-fast: ## unit tests only (no services)
 	@$(PY) -m pytest -m "not kafka and not redis and not clickhouse and not e2e"

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Show the dev services and the application processes: running/stopped, pid, port, log.
+# Exit code 0 when every dev service runs, 1 otherwise (app processes do not count).
+set -euo pipefail
+# shellcheck source=devstack/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+row() { printf '  %-12s %-9s %-8s %-7s %s\n' "$@"; }
+
+down=0
+echo "dev services:"
+row NAME STATE PID PORT LOG
+for spec in kafka:$KAFKA_PORT redis:$REDIS_PORT clickhouse:$CLICKHOUSE_PORT; do
+    name="${spec%%:*}"
+    port="${spec##*:}"
+    if [[ "$name" == clickhouse && -n "${CLICKHOUSE_URL:-}" ]]; then
+        row "$name" external - - "CLICKHOUSE_URL=$CLICKHOUSE_URL"
+        continue
+    fi
+    if pid="$(pid_of "$name")"; then
+        state=running
+        port_open "$port" || state=starting
+    elif port_open "$port"; then
+        state=foreign
+        pid=-
+    else
+        state=stopped
+        pid=-
+        down=1
+    fi
+    row "$name" "$state" "$pid" "$port" ".devstack/logs/$name.log"
+done
+
+echo "app processes:"
+row NAME STATE PID PORT LOG
+shopt -s nullglob
+for spec in ingest:8080 api:8000 streams:- sink:-; do
+    name="${spec%%:*}"
+    port="${spec##*:}"
+    if pid="$(pid_of "$name")"; then state=running; else state=stopped pid=-; fi
+    row "$name" "$state" "$pid" "$port" ".devstack/logs/$name.log"
+done
+# extra stream workers (LIVELEDGER_STREAM_WORKERS > 1)
+for f in "$RUN"/streams-*.pid; do
+    name="$(basename "$f" .pid)"
+    if pid="$(pid_of "$name")"; then
+        row "$name" running "$pid" - ".devstack/logs/$name.log"
+    fi
+done
+exit "$down"
