@@ -11,7 +11,11 @@ from fastapi import FastAPI, Request
 
 from api.context import ApiContext
 from api.errors import install_error_handlers
+from api.finance_routes import router as finance_router
+from api.pages import router as pages_router
+from api.read_routes import router as read_router
 from api.setup_routes import router as setup_router
+from api.stores import start_read_clients, stop_read_clients
 from liveledger.kafka import start_producer
 from liveledger.settings import Settings, get_settings
 from liveledger.setup_state import SetupReplica
@@ -29,10 +33,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await setup.start()
         ctx = ApiContext(settings=settings, producer=producer, setup=setup)
         app.state.ctx = ctx
+        await start_read_clients(ctx)
         log.info("api ready on %s:%d", settings.api_host, settings.api_port)
         try:
             yield
         finally:
+            await stop_read_clients(ctx)
             await setup.stop()
             await producer.stop()
 
@@ -40,6 +46,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Setup, live stream metrics, creator earnings, payouts and reconciliation.")
     install_error_handlers(app)
     app.include_router(setup_router)
+    app.include_router(read_router)
+    app.include_router(finance_router)
+    app.include_router(pages_router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> dict[str, Any]:

@@ -25,7 +25,12 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="liveledger", description="LiveLedger operator and finance CLI.")
+    from liveledger.cli_http import EXIT_CODES_HELP
+
+    parser = argparse.ArgumentParser(
+        prog="liveledger", description="LiveLedger operator and finance CLI. Commands that talk to the API take "
+        "--api (default from LIVELEDGER_API_HOST/PORT) and --key (env LIVELEDGER_KEY; default the admin token).",
+        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("topics", help="manage Kafka topics (create them with their declared partitions)")
@@ -35,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("migrate", help="apply ClickHouse migrations (consumers/migrations) and record them")
     p.add_argument("--dry-run", action="store_true", help="list pending migrations without applying")
     p.set_defaults(func=_migrate)
+
+    from liveledger.cli_finance import register
+
+    register(sub)
     return parser
 
 

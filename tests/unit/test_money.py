@@ -161,5 +161,5 @@ def test_currency_type_rejects(bad: str) -> None:
 
 def test_currency_type_rejects_non_str() -> None:
     with pytest.raises(ValidationError):
-        _C(currency=840)  # type: ignore[arg-type]
+        _C(currency=840)
     assert _C(currency="JPY").currency == "JPY"

@@ -280,7 +280,7 @@ def test_event_batch_limits() -> None:
 def test_events_are_frozen() -> None:
     ev = validate_event(view(), NOW)
     with pytest.raises(ValidationError):
-        ev.viewer_id = "v2"  # type: ignore[misc]
+        ev.viewer_id = "v2"
 
 
 def test_validation_speed() -> None:

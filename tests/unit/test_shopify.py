@@ -15,13 +15,13 @@ WH = "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"
 
 
 def order(**kw: Any) -> dict[str, Any]:
-    o = copy.deepcopy(EXAMPLES["shopify_order"][1])
+    o: dict[str, Any] = copy.deepcopy(EXAMPLES["shopify_order"][1])
     o.update(kw)
     return o
 
 
 def refund(**kw: Any) -> dict[str, Any]:
-    r = copy.deepcopy(EXAMPLES["shopify_refund"][1])
+    r: dict[str, Any] = copy.deepcopy(EXAMPLES["shopify_refund"][1])
     r.update(kw)
     return r
 

@@ -1,0 +1,369 @@
+"""Finance endpoints (contract "Reading"): payout batches and reconciliation. Finance and admin keys.
+
+Payouts (docs/api.md "Payouts"): ``POST /v1/finance/payouts {period_end}`` plans the batch with
+``liveledger.domain.payouts.plan_payout`` from the ledger's commission versions and the payout items
+stored so far, stores it in ClickHouse (``payout_batches`` / ``payout_items``, migration 0100) and
+returns it; the same ``period_end`` again returns the stored batch unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from api.auth import authenticate, require_role
+from api.errors import ApiError
+from api.read_routes import check_window, ctx_of, iso, ledger_of, live_reader, parse_instant
+from api.stores import Ledger, LedgerOrder, StoredBatch, commission_version
+from liveledger.domain.attribution import DEFAULT_MIN_PAYOUT_MINOR
+from liveledger.domain.payouts import (
+    CommissionVersion,
+    PayoutSequenceError,
+    payout_cutoff,
+    payout_id_for,
+    plan_payout,
+)
+from liveledger.setup_state import Principal
+from schemas.money import CURRENCY_EXPONENTS, format_minor
+
+router = APIRouter(tags=["finance"])
+AuthPrincipal = Annotated[Principal, Depends(authenticate)]
+_payout_lock = asyncio.Lock()
+
+_ONE_SECOND = timedelta(seconds=1)
+MAX_CSV_BYTES = 20 * 1024 * 1024
+CSV_COLUMNS = ["order_id", "occurred_at", "currency", "net_minor"]
+
+
+def finance_only(principal: Principal) -> None:
+    require_role(principal, "finance", "admin")
+
+
+# --- models ---------------------------------------------------------------------------------------
+
+class PayoutRequest(BaseModel):
+    period_end: date = Field(description="last day of the period (UTC), not in the future")
+
+
+class PayoutLineOut(BaseModel):
+    creator_id: str
+    currency: str
+    amount_minor: int = Field(description="paid amount (clawbacks already netted)")
+    orders: int
+    clawback_minor: int = Field(0, description="the negative part of amount_minor: refunds after payment")
+
+
+class CarriedOut(PayoutLineOut):
+    threshold_minor: int
+    reason: str = Field(description="below_minimum | not_positive (a clawback debt)")
+
+
+class TotalOut(BaseModel):
+    currency: str
+    amount_minor: int
+    lines: int
+
+
+class PayoutBatch(BaseModel):
+    payout_id: str
+    period_end: date
+    created_at: str
+    lines: list[PayoutLineOut]
+    carried_over: list[CarriedOut]
+    totals: list[TotalOut]
+
+
+class PayoutList(BaseModel):
+    payouts: list[PayoutBatch]
+
+
+def batch_json(b: StoredBatch) -> dict[str, Any]:
+    totals: dict[str, list[int]] = {}
+    for line in b.lines:
+        t = totals.setdefault(line["currency"], [0, 0])
+        t[0] += int(line["amount_minor"])
+        t[1] += 1
+    return {
+        "payout_id": b.payout_id,
+        "period_end": b.period_end.isoformat(),
+        "created_at": iso(b.created_at),
+        "lines": b.lines,
+        "carried_over": b.carried_over,
+        "totals": [{"currency": c, "amount_minor": v[0], "lines": v[1]} for c, v in sorted(totals.items())],
+    }
+
+
+def batch_csv(b: StoredBatch) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["payout_id", "period_end", "creator_id", "currency", "amount_minor", "amount", "orders"])
+    for line in b.lines:
+        writer.writerow([b.payout_id, b.period_end.isoformat(), line["creator_id"], line["currency"],
+                         line["amount_minor"], format_minor(int(line["amount_minor"]), line["currency"]),
+                         line["orders"]])
+    return out.getvalue()
+
+
+# --- payouts --------------------------------------------------------------------------------------
+
+async def run_payout(request: Request, ledger: Ledger, period_end: date) -> tuple[StoredBatch, bool]:
+    """The batch for ``period_end`` and whether this call created it."""
+    payout_id = payout_id_for(period_end)
+    existing = await ledger.batch(payout_id)
+    if existing is not None:
+        return existing, False
+    async with _payout_lock:
+        existing = await ledger.batch(payout_id)
+        if existing is not None:
+            return existing, False
+        latest = await ledger.latest_period_end()
+        if latest is not None and latest > period_end:
+            raise ApiError(409, "conflict", f"a payout batch for {latest} exists; {period_end} would pay twice",
+                           [{"field": "period_end", "reason": f"must be after {latest}"}])
+        rows, paid = await asyncio.gather(ledger.latest_before(payout_cutoff(period_end)), ledger.paid_items())
+        campaigns = ctx_of(request).setup.state.campaigns
+        versions: list[CommissionVersion] = []
+        for order, effective_at in rows:
+            min_payout = _min_payout(campaigns, order)
+            versions.append(commission_version(order, effective_at, min_payout))
+        try:
+            plan = plan_payout(period_end, versions, paid)
+        except PayoutSequenceError as exc:
+            raise ApiError(409, "conflict", str(exc)) from exc
+        await ledger.store_batch(plan, uuid.uuid4().hex, datetime.now(UTC))
+    stored = await ledger.batch(payout_id)  # the winner, should another process have raced us
+    assert stored is not None
+    return stored, True
+
+
+def _min_payout(campaigns: dict[str, dict[str, Any]], order: LedgerOrder) -> int:
+    camp = campaigns.get(order.campaign_id) if order.campaign_id else None
+    if camp is None:
+        return DEFAULT_MIN_PAYOUT_MINOR
+    return int(camp.get("min_payout_minor", DEFAULT_MIN_PAYOUT_MINOR))
+
+
+@router.post("/v1/finance/payouts", response_model=PayoutBatch, status_code=201,
+             responses={200: {"model": PayoutBatch, "description": "the batch already existed (idempotent)"},
+                        409: {"description": "a batch for a later period_end exists"}},
+             summary="Run (or fetch) the payout batch of a period (finance, admin)")
+async def post_payout(body: PayoutRequest, request: Request, principal: AuthPrincipal) -> Response:
+    finance_only(principal)
+    if body.period_end > datetime.now(UTC).date():
+        raise ApiError(422, "validation_failed", "period_end is in the future",
+                       [{"field": "period_end", "reason": "must not be after today (UTC)"}])
+    batch, created = await run_payout(request, ledger_of(request), body.period_end)
+    data = PayoutBatch.model_validate(batch_json(batch)).model_dump_json()
+    return Response(data, status_code=201 if created else 200, media_type="application/json")
+
+
+@router.get("/v1/finance/payouts", response_model=PayoutList, summary="Recent payout batches (finance, admin)")
+async def list_payouts(request: Request, principal: AuthPrincipal,
+                       limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+    finance_only(principal)
+    return {"payouts": [batch_json(b) for b in await ledger_of(request).batches(limit)]}
+
+
+async def _batch_or_404(request: Request, payout_id: str) -> StoredBatch:
+    batch = await ledger_of(request).batch(payout_id)
+    if batch is None:
+        raise ApiError(404, "not_found", f"no payout batch {payout_id!r}")
+    return batch
+
+
+@router.get("/v1/finance/payouts/{payout_id}.csv", response_class=Response,
+            responses={200: {"content": {"text/csv": {}}, "description": "one row per paid line"}},
+            summary="A payout batch as CSV (finance, admin)")
+async def get_payout_csv(payout_id: str, request: Request, principal: AuthPrincipal) -> Response:
+    finance_only(principal)
+    batch = await _batch_or_404(request, payout_id)
+    return Response(batch_csv(batch), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{batch.payout_id}.csv"'})
+
+
+@router.get("/v1/finance/payouts/{payout_id}", response_model=PayoutBatch,
+            summary="A payout batch (finance, admin)")
+async def get_payout(payout_id: str, request: Request, principal: AuthPrincipal) -> dict[str, Any]:
+    finance_only(principal)
+    return batch_json(await _batch_or_404(request, payout_id))
+
+
+# --- reconciliation -------------------------------------------------------------------------------
+
+_COMPARED = ("orders", "net_minor", "commission_minor", "reversed_minor")
+
+
+def compare_creators(ledger: dict[str, dict[str, dict[str, int]]],
+                     live: dict[str, dict[str, dict[str, int]]]) -> list[dict[str, Any]]:
+    rows = []
+    for creator_id in sorted(set(ledger) | set(live)):
+        lc, vc = ledger.get(creator_id, {}), live.get(creator_id, {})
+        for currency in sorted(set(lc) | set(vc)):
+            lrow = {f: lc.get(currency, {}).get(f, 0) for f in _COMPARED}
+            vrow = {f: vc.get(currency, {}).get(f, 0) for f in _COMPARED}
+            diffs = [{"field": f, "ledger": lrow[f], "live": vrow[f], "difference": lrow[f] - vrow[f]}
+                     for f in _COMPARED if lrow[f] != vrow[f]]
+            rows.append({"creator_id": creator_id, "currency": currency, "ledger": lrow, "live": vrow,
+                         "differences": diffs})
+    return rows
+
+
+def event_counts(stats: dict[str, int]) -> dict[str, Any]:
+    received = stats.get("events_received", 0)
+    accepted = stats.get("events_accepted", 0)
+    dedup = stats.get("events_deduplicated", 0)
+    dead = stats.get("events_dead_lettered", 0)
+    return {
+        "received": received,
+        "accepted": accepted,
+        "rejected": stats.get("events_rejected", 0) + dead,
+        "dead_lettered": dead,
+        "deduplicated": dedup,
+        "unaccounted": received - accepted - dedup - dead,
+        "orders": {k[len("orders_"):]: v for k, v in sorted(stats.items()) if k.startswith("orders_")},
+        "refunds": {k[len("refunds_"):]: v for k, v in sorted(stats.items()) if k.startswith("refunds_")},
+        "dead_letter_reasons": {k[4:]: v for k, v in sorted(stats.items()) if k.startswith("dlq|")},
+    }
+
+
+@router.get("/v1/finance/reconciliation", summary="Pipeline counts and ledger vs live per creator (finance, admin)")
+async def get_reconciliation(
+    request: Request, principal: AuthPrincipal,
+    from_: Annotated[str | None, Query(alias="from", description="RFC 3339 or date")] = None,
+    to: Annotated[str | None, Query(description="RFC 3339 or date")] = None,
+) -> dict[str, Any]:
+    finance_only(principal)
+    since, until = parse_instant(from_, "from"), parse_instant(to, "to")
+    check_window(since, until)
+    reader, ledger = live_reader(request), ledger_of(request)
+    stats, ledger_totals, stored = await asyncio.gather(reader.stats(), ledger.creator_totals(),
+                                                        ledger.event_counts(since, until))
+    creators = set(ledger_totals) | set(ctx_of(request).setup.state.creators)
+    live_totals = await reader.creators_totals(creators)
+    rows = compare_creators(ledger_totals, live_totals)
+    mismatched = [r for r in rows if r["differences"]]
+    events = event_counts(stats)
+    stored_scope = "events the ClickHouse sink stored (distinct ids, by received_at) in from/to"
+    if since is None and until is None:
+        stored["accepted_live"] = events["accepted"]
+        stored["difference"] = stored["stored"] - events["accepted"]
+        stored_scope = "all events the ClickHouse sink stored (distinct ids) against the live accepted count"
+    return {
+        "from": iso(since) if since else None,
+        "to": iso(until) if until else None,
+        "generated_at": iso(datetime.now(UTC)),
+        "events": events,
+        "events_scope": "pipeline counters since the stack started (Redis); from/to do not narrow them",
+        "ledger_events": stored,
+        "ledger_events_scope": stored_scope,
+        "creators": rows,
+        "creators_with_differences": len(mismatched),
+        "status": "ok" if not mismatched else "differences",
+    }
+
+
+def parse_orders_csv(text: str) -> list[dict[str, Any]]:
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None or [h.strip().lower() for h in header] != CSV_COLUMNS:
+        raise ApiError(422, "validation_failed", "CSV header must be order_id,occurred_at,currency,net_minor",
+                       [{"field": "line 1", "reason": f"got {header!r}"}])
+    rows: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for n, rec in enumerate(reader, start=2):
+        if not rec or all(not c.strip() for c in rec):
+            continue
+        if len(rec) != 4:
+            errors.append({"field": f"line {n}", "reason": "expected 4 columns"})
+            continue
+        order_id, occurred, currency, net = (c.strip() for c in rec)
+        try:
+            at = parse_instant(occurred, "occurred_at")
+        except ApiError:
+            at = None
+        if not order_id or at is None or currency not in CURRENCY_EXPONENTS or not net.lstrip("-").isdigit():
+            errors.append({"field": f"line {n}", "reason": "bad order_id, occurred_at, currency or net_minor"})
+            continue
+        rows.append({"order_id": order_id, "occurred_at": at, "currency": currency, "net_minor": int(net)})
+        if len(errors) > 50:
+            break
+    if errors:
+        raise ApiError(422, "validation_failed", "CSV rows did not validate", errors[:50])
+    return rows
+
+
+@router.post(
+    "/v1/finance/reconciliation/orders",
+    summary="Compare a brand's order CSV with the ledger (finance, admin)",
+    description="Body: `text/csv` with header `order_id,occurred_at,currency,net_minor` (net after refunds). "
+                "Orders of the ledger between `from` and `to` (default: the CSV's first and last order time) "
+                "that the CSV lacks are listed as `missing_in_csv`.",
+    openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+async def post_reconcile_orders(
+    request: Request, principal: AuthPrincipal,
+    brand_id: Annotated[str, Query(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")],
+    from_: Annotated[str | None, Query(alias="from")] = None,
+    to: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    finance_only(principal)
+    since, until = parse_instant(from_, "from"), parse_instant(to, "to")
+    check_window(since, until)
+    setup = ctx_of(request).setup
+    if brand_id not in setup.state.brands:
+        await setup.catch_up()
+        if brand_id not in setup.state.brands:
+            raise ApiError(404, "not_found", f"no brand {brand_id!r}")
+    body = await request.body()
+    if len(body) > MAX_CSV_BYTES:
+        raise ApiError(413, "payload_too_large", f"CSV larger than {MAX_CSV_BYTES} bytes")
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ApiError(422, "validation_failed", "CSV must be UTF-8") from exc
+    rows = parse_orders_csv(text)
+    if since is None and rows:
+        since = min(r["occurred_at"] for r in rows)
+    if until is None and rows:
+        until = max(r["occurred_at"] for r in rows).replace(microsecond=0) + _ONE_SECOND
+    ledger_orders = await ledger_of(request).brand_orders(brand_id, None, None)
+    seen: set[str] = set()
+    missing_in_ledger, mismatches = [], []
+    for r in rows:
+        seen.add(r["order_id"])
+        o = ledger_orders.get(r["order_id"])
+        if o is None:
+            missing_in_ledger.append({**r, "occurred_at": iso(r["occurred_at"])})
+            continue
+        for field, csv_value, ledger_value in (("currency", r["currency"], o.currency),
+                                               ("net_minor", r["net_minor"], o.net_minor)):
+            if csv_value != ledger_value:
+                mismatches.append({"order_id": r["order_id"], "field": field, "csv": csv_value,
+                                   "ledger": ledger_value})
+    missing_in_csv = [
+        {"order_id": o.order_id, "occurred_at": iso(o.occurred_at), "currency": o.currency, "net_minor": o.net_minor}
+        for oid, o in sorted(ledger_orders.items())
+        if oid not in seen and (since is None or o.occurred_at >= since) and (until is None or o.occurred_at < until)
+    ]
+    return {
+        "brand_id": brand_id,
+        "from": iso(since) if since else None,
+        "to": iso(until) if until else None,
+        "csv_orders": len(rows),
+        "ledger_orders": sum(1 for o in ledger_orders.values()
+                             if (since is None or o.occurred_at >= since) and (until is None or o.occurred_at < until)),
+        "matched": len(rows) - len(missing_in_ledger) - len({m["order_id"] for m in mismatches}),
+        "missing_in_ledger": missing_in_ledger,
+        "missing_in_csv": missing_in_csv,
+        "mismatches": mismatches,
+        "status": "ok" if not (missing_in_ledger or missing_in_csv or mismatches) else "differences",
+    }
+

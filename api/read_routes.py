@@ -1,0 +1,325 @@
+"""Reading endpoints (contract "Reading"): live stream JSON and SSE, creator earnings.
+
+Tenancy (docs/api.md "Who may read what"):
+- live / live events / live series: the stream's brand key, admin, finance. Another brand's (or an
+  unknown) stream is ``404`` (existence is private); creator keys ``403``.
+- earnings: the creator's own key, admin, finance. Another creator ``403``; brand keys ``403``;
+  an unknown creator (admin/finance) ``404``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import time
+from collections.abc import AsyncIterator, Callable, Hashable
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, TypeVar
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from api.auth import authenticate, require_role
+from api.context import ApiContext
+from api.errors import ApiError
+from api.stores import Ledger, LiveHub, LiveReader, _TermsCache, order_state
+from liveledger.domain.commission import OrderState
+from liveledger.domain.payouts import PayoutItem
+from liveledger.domain.status import EarningsTotals, earnings_by, earnings_totals
+from liveledger.setup_state import Principal
+
+router = APIRouter(tags=["reading"])
+AuthPrincipal = Annotated[Principal, Depends(authenticate)]
+K = TypeVar("K", bound=Hashable)
+
+KEEPALIVE_S = 15.0
+REFRESH_S = 5.0  # viewers_now decays with time: re-read at least this often while connected
+
+
+# --- response models (OpenAPI) ------------------------------------------------------------------
+
+class Gmv(BaseModel):
+    currency: str
+    net_minor: int
+
+
+class TopProduct(BaseModel):
+    product_id: str
+    clicks: int
+    orders: int
+
+
+class LiveStream(BaseModel):
+    stream_id: str
+    viewers_now: int = Field(description="viewers whose last view action within 60 s was not `leave`")
+    peak_viewers: int
+    views: int = Field(description="`join` view actions")
+    unique_viewers: int
+    clicks: int
+    add_to_carts: int
+    orders: int = Field(description="orders attributed through a click of this stream")
+    gmv: list[Gmv] = Field(description="net revenue of those orders, per currency")
+    ctr: float = Field(description="clicks / views (0 when there are no views)")
+    cvr: float = Field(description="orders / clicks (0 when there are no clicks)")
+    top_products: list[TopProduct]
+    updated_at: str | None = Field(description="last change of the live state (null: no events yet)")
+
+
+class SeriesPoint(BaseModel):
+    t: int = Field(description="bucket start, epoch milliseconds")
+    viewers: int
+    views: int
+    clicks: int
+    add_to_carts: int
+    orders: int
+    gmv: dict[str, int] = Field(description="currency -> cumulative net minor units")
+
+
+class LiveSeries(BaseModel):
+    stream_id: str
+    interval_s: float
+    points: list[SeriesPoint]
+
+
+class Commission(BaseModel):
+    pending: int
+    approved: int
+    paid: int
+    reversed: int
+
+
+class CurrencyEarnings(BaseModel):
+    currency: str
+    orders: int
+    net_minor: int
+    commission: Commission
+
+
+class CampaignEarnings(CurrencyEarnings):
+    campaign_id: str
+
+
+class StreamEarnings(CurrencyEarnings):
+    stream_id: str
+
+
+class Earnings(BaseModel):
+    creator_id: str
+    from_: str | None = Field(alias="from", default=None)
+    to: str | None = None
+    as_of: str
+    currencies: list[CurrencyEarnings]
+    by_campaign: list[CampaignEarnings]
+    by_stream: list[StreamEarnings]
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+def ctx_of(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+def _extra(request: Request, name: str) -> Any:
+    value = ctx_of(request).extras.get(name)
+    if value is None:
+        raise ApiError(503, "unavailable", f"{name} reader is not configured")
+    return value
+
+
+def live_reader(request: Request) -> LiveReader:
+    reader: LiveReader = _extra(request, "live")
+    return reader
+
+
+def ledger_of(request: Request) -> Ledger:
+    ledger: Ledger = _extra(request, "ledger")
+    return ledger
+
+
+def iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_instant(value: str | None, field: str) -> datetime | None:
+    """RFC 3339 with an offset, or a bare date ``YYYY-MM-DD`` (00:00 UTC). Anything else is 422."""
+    if value is None or value == "":
+        return None
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=UTC)
+        dt = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        dt = None
+    if dt is None or dt.utcoffset() is None:
+        raise ApiError(422, "validation_failed", f"{field} must be an RFC 3339 time with an offset or a date",
+                       [{"field": field, "reason": "expected e.g. 2026-11-25T20:00:00Z or 2026-11-25"}])
+    return dt.astimezone(UTC)
+
+
+def check_window(since: datetime | None, until: datetime | None) -> None:
+    if since is not None and until is not None and since >= until:
+        raise ApiError(422, "validation_failed", "from must be before to",
+                       [{"field": "from", "reason": "must be before to"}])
+
+
+async def principal_from_query_or_header(request: Request, key: str | None) -> Principal:
+    """Bearer header, or ``?key=`` (EventSource cannot send headers; docs/api.md warns about logs)."""
+    if request.headers.get("authorization") or not key:
+        return await authenticate(request)
+    ctx = ctx_of(request)
+    if hmac.compare_digest(key.encode(), ctx.settings.admin_token.encode()):
+        return Principal(role="admin")
+    principal = ctx.setup.state.principal(key)
+    if principal is None:
+        await ctx.setup.catch_up()
+        principal = ctx.setup.state.principal(key)
+    if principal is None:
+        raise ApiError(401, "unauthorized", "unknown API key")
+    return principal
+
+
+async def visible_stream(request: Request, principal: Principal, stream_id: str) -> dict[str, Any]:
+    """The stream's setup record when ``principal`` may see it (see module docstring)."""
+    if principal.role == "creator":
+        raise ApiError(403, "forbidden", "live stream metrics are for the stream's brand, finance and admin")
+    setup = ctx_of(request).setup
+    stream = setup.state.streams.get(stream_id)
+    if stream is None:
+        await setup.catch_up()
+        stream = setup.state.streams.get(stream_id)
+    if stream is None or (principal.role == "brand" and stream.get("brand_id") != principal.brand_id):
+        raise ApiError(404, "not_found", f"no stream {stream_id!r}")
+    return stream
+
+
+# --- live -----------------------------------------------------------------------------------------
+
+@router.get("/v1/streams/{stream_id}/live", response_model=LiveStream,
+            summary="Live metrics of a stream (brand key of the stream's brand, finance, admin)")
+async def get_live(stream_id: str, request: Request, principal: AuthPrincipal) -> dict[str, Any]:
+    await visible_stream(request, principal, stream_id)
+    return await live_reader(request).live(stream_id)
+
+
+@router.get("/v1/streams/{stream_id}/live/series", response_model=LiveSeries,
+            summary="Samples of viewers, funnel and revenue over the stream (for the dashboard charts)")
+async def get_live_series(stream_id: str, request: Request, principal: AuthPrincipal,
+                          since: Annotated[int, Query(ge=0, description="epoch ms; default: the last 6 h")] = 0,
+                          ) -> dict[str, Any]:
+    await visible_stream(request, principal, stream_id)
+    reader = live_reader(request)
+    start = since or int(time.time() * 1000) - 6 * 3600 * 1000
+    sampler = ctx_of(request).extras.get("series")
+    interval = float(getattr(sampler, "interval", 10.0))
+    return {"stream_id": stream_id, "interval_s": interval, "points": await reader.series(stream_id, start)}
+
+
+def sse_frame(data: dict[str, Any]) -> bytes:
+    return b"event: live\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+@router.get(
+    "/v1/streams/{stream_id}/live/events",
+    summary="The live metrics as Server-Sent Events (event `live`, pushed on change; `: keepalive` every 15 s)",
+    description="Auth: `Authorization: Bearer <key>` or `?key=<key>` (browsers' EventSource cannot send "
+                "headers). The first event is the current state; later ones follow each change.",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "event stream"}},
+)
+async def live_events(stream_id: str, request: Request,
+                      key: Annotated[str | None, Query(description="API key (for EventSource)")] = None,
+                      ) -> StreamingResponse:
+    principal = await principal_from_query_or_header(request, key)
+    await visible_stream(request, principal, stream_id)
+    reader = live_reader(request)
+    hub: LiveHub = _extra(request, "hub")
+
+    async def stream() -> AsyncIterator[bytes]:
+        async with hub.subscribe(stream_id) as changed:
+            yield b"retry: 2000\n\n"
+            last: dict[str, Any] | None = None
+            last_write = time.monotonic()
+            while True:
+                current = await reader.live(stream_id)
+                if current != last:
+                    yield sse_frame(current)
+                    last = current
+                    last_write = time.monotonic()
+                elif time.monotonic() - last_write >= KEEPALIVE_S:
+                    yield b": keepalive\n\n"
+                    last_write = time.monotonic()
+                wait = min(REFRESH_S, max(0.05, KEEPALIVE_S - (time.monotonic() - last_write)))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.get(), timeout=wait)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+# --- earnings -------------------------------------------------------------------------------------
+
+def _row(t: EarningsTotals) -> dict[str, Any]:
+    return {"currency": t.currency, "orders": t.orders, "net_minor": t.net_minor,
+            "commission": t.commission.as_dict()}
+
+
+def _grouped(states: list[OrderState], items: list[PayoutItem], as_of: datetime, name: str,
+             key: Callable[[OrderState], K | None]) -> list[dict[str, Any]]:
+    grouped = earnings_by(states, items, as_of, key)
+    rows = [{name: k, **_row(t)} for (k, _cur), t in grouped.items() if k is not None]
+    rows.sort(key=lambda r: (str(r[name]), str(r["currency"])))
+    return rows
+
+
+async def creator_earnings(ledger: Ledger, creator_id: str, since: datetime | None, until: datetime | None,
+                           as_of: datetime) -> dict[str, Any]:
+    """Earnings of one creator from the ledger, with the status rules of ``liveledger.domain.status``."""
+    orders, items = await asyncio.gather(ledger.creator_orders(creator_id), ledger.creator_paid_items(creator_id))
+
+    def inside(t: datetime) -> bool:
+        return (since is None or t >= since) and (until is None or t < until)
+
+    order_time = {(o.brand_id, o.order_id): o.occurred_at for o in orders}
+    cache = _TermsCache()
+    states = [order_state(o, cache) for o in orders if o.creator_id == creator_id and inside(o.occurred_at)]
+    if since is not None or until is not None:
+        items = [i for i in items if inside(order_time.get((i.brand_id, i.order_id), i.paid_at))]
+    totals = earnings_totals(states, items, as_of)
+    return {
+        "creator_id": creator_id,
+        "from": iso(since) if since else None,
+        "to": iso(until) if until else None,
+        "as_of": iso(as_of),
+        "currencies": [_row(totals[c]) for c in sorted(totals)],
+        "by_campaign": _grouped(states, items, as_of, "campaign_id", lambda s: s.campaign_id),
+        "by_stream": _grouped(states, items, as_of, "stream_id",
+                              lambda s: s.stream_id if s.attribution.kind == "click" else None),
+    }
+
+
+@router.get("/v1/creators/{creator_id}/earnings", response_model=Earnings, response_model_by_alias=True,
+            summary="A creator's earnings from the ledger (the creator's key, finance, admin)")
+async def get_earnings(
+    creator_id: str, request: Request, principal: AuthPrincipal,
+    from_: Annotated[str | None, Query(alias="from", description="order time >= (RFC 3339 or date)")] = None,
+    to: Annotated[str | None, Query(description="order time < (RFC 3339 or date)")] = None,
+    as_of: Annotated[str | None, Query(description="status clock (default now)")] = None,
+) -> dict[str, Any]:
+    since, until = parse_instant(from_, "from"), parse_instant(to, "to")
+    check_window(since, until)
+    at = parse_instant(as_of, "as_of") or datetime.now(UTC)
+    if principal.role == "creator":
+        if principal.creator_id != creator_id:
+            raise ApiError(403, "forbidden", "a creator key sees only its own earnings")
+    else:
+        require_role(principal, "admin", "finance")
+        setup = ctx_of(request).setup
+        if creator_id not in setup.state.creators:
+            await setup.catch_up()
+            if creator_id not in setup.state.creators:
+                raise ApiError(404, "not_found", f"no creator {creator_id!r}")
+    return await creator_earnings(ledger_of(request), creator_id, since, until, at)

@@ -1,0 +1,417 @@
+/* LiveLedger dashboards: no framework, no CDN. Pages: index, stream (live, SSE), creator, finance. */
+"use strict";
+
+const EXPONENTS = { JPY: 0, KRW: 0, VND: 0, CLP: 0, ISK: 0, UGX: 0, XAF: 0, XOF: 0, PYG: 0, RWF: 0,
+  KWD: 3, BHD: 3, OMR: 3, JOD: 3, TND: 3, IQD: 3, LYD: 3, CLF: 4, UYW: 4 };
+const KEY = "liveledger.key";
+const COLORS = ["#4f8cff", "#2fd3a4", "#ffb547", "#c77dff", "#ff5d6c"];
+
+// --- key handling: ?key= moves into sessionStorage and out of the address bar ---------------------
+(function takeKeyFromUrl() {
+  const url = new URL(window.location.href);
+  const k = url.searchParams.get("key");
+  if (k) {
+    sessionStorage.setItem(KEY, k);
+    url.searchParams.delete("key");
+    history.replaceState(null, "", url.pathname + (url.search || "") + url.hash);
+  }
+})();
+function apiKey() { return sessionStorage.getItem(KEY) || ""; }
+
+async function api(path, opts = {}) {
+  const headers = Object.assign({ Authorization: "Bearer " + apiKey() }, opts.headers || {});
+  const resp = await fetch(path, Object.assign({}, opts, { headers }));
+  const type = resp.headers.get("content-type") || "";
+  const body = type.includes("json") ? await resp.json() : await resp.text();
+  if (!resp.ok) {
+    const err = body && body.error ? body.error : { code: String(resp.status), message: String(body) };
+    const e = new Error(err.message + (err.details && err.details.length ? " (" +
+      err.details.map((d) => d.field + ": " + d.reason).join("; ") + ")" : ""));
+    e.status = resp.status;
+    throw e;
+  }
+  return body;
+}
+
+function showError(e) {
+  const box = document.getElementById("error");
+  if (!box) return;
+  if (!e) { box.hidden = true; return; }
+  box.hidden = false;
+  let msg = e.message || String(e);
+  if (e.status === 401) msg = "Unknown or missing API key — open /dashboard and sign in. " + msg;
+  if (e.status === 403 || e.status === 404) msg = "Not available with this key: " + msg;
+  box.textContent = msg;
+}
+
+// --- formatting (money stays integer: exact decimal strings) --------------------------------------
+function group(intStr) { return intStr.replace(/\B(?=(\d{3})+(?!\d))/g, ","); }
+function money(minor, currency) {
+  const exp = EXPONENTS[currency] ?? 2;
+  const n = BigInt(minor);
+  const neg = n < 0n;
+  const abs = neg ? -n : n;
+  const base = 10n ** BigInt(exp);
+  const whole = group((abs / base).toString());
+  const frac = exp ? "." + (abs % base).toString().padStart(exp, "0") : "";
+  return (neg ? "−" : "") + whole + frac + " " + currency;
+}
+function num(n) { return group(String(n)); }
+function pct(x) { return (x * 100).toFixed(x >= 0.1 ? 1 : 2) + "%"; }
+function hhmm(ms) { const d = new Date(ms); return d.toTimeString().slice(0, 5); }
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children.flat()) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return node;
+}
+function svg(tag, attrs) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+  return node;
+}
+function setText(id, text) {
+  const node = document.getElementById(id);
+  if (node && node.textContent !== text) {
+    node.textContent = text;
+    node.classList.add("flash");
+    setTimeout(() => node.classList.remove("flash"), 400);
+  }
+}
+
+// --- tiny SVG line chart ----------------------------------------------------------------------
+function niceMax(v) {
+  if (v <= 0) return 1;
+  const p = 10 ** Math.floor(Math.log10(v));
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+  return 10 * p;
+}
+function lineChart(node, series, fmt) {
+  // series: [{name, color, points: [[t, v], ...]}]
+  const W = 600, H = 220, L = 56, R = 12, T = 12, B = 26;
+  node.replaceChildren();
+  const all = series.flatMap((s) => s.points);
+  if (all.length < 1) {
+    node.append(Object.assign(svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "empty" }),
+      { textContent: "waiting for data…" }));
+    return;
+  }
+  let t0 = Math.min(...all.map((p) => p[0])), t1 = Math.max(...all.map((p) => p[0]));
+  if (t1 - t0 < 60000) t0 = t1 - 60000;
+  const vmax = niceMax(Math.max(...all.map((p) => p[1])));
+  const x = (t) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
+  const y = (v) => T + (1 - v / vmax) * (H - T - B);
+  for (let i = 0; i <= 4; i++) {
+    const v = (vmax * i) / 4;
+    node.append(svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "axis" }));
+    node.append(Object.assign(svg("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end", class: "tick" }),
+      { textContent: fmt(v) }));
+  }
+  for (let i = 0; i <= 4; i++) {
+    const t = t0 + ((t1 - t0) * i) / 4;
+    node.append(Object.assign(svg("text", { x: x(t), y: H - 6, "text-anchor": "middle", class: "tick" }),
+      { textContent: hhmm(t) }));
+  }
+  for (const s of series) {
+    if (!s.points.length) continue;
+    const pts = s.points.map((p) => x(p[0]).toFixed(1) + "," + y(p[1]).toFixed(1));
+    const first = s.points[0], last = s.points[s.points.length - 1];
+    node.append(svg("path", { d: "M" + pts.join(" L") + ` L${x(last[0])},${y(0)} L${x(first[0])},${y(0)} Z`,
+      class: "area", fill: s.color }));
+    node.append(svg("path", { d: "M" + pts.join(" L"), class: "line", stroke: s.color }));
+    node.append(svg("circle", { cx: x(last[0]), cy: y(last[1]), r: 3.5, fill: s.color }));
+  }
+}
+
+// --- page: live stream dashboard ---------------------------------------------------------------------
+function streamPage() {
+  const streamId = document.body.dataset.streamId;
+  const base = "/v1/streams/" + encodeURIComponent(streamId);
+  const samples = []; // {t, viewers, gmv: {CUR: n}}
+  let latest = null;
+  let redraw = false;
+
+  function render(live) {
+    latest = live;
+    setText("k-viewers_now", num(live.viewers_now));
+    setText("k-peak_viewers", num(live.peak_viewers));
+    setText("k-views", num(live.views));
+    setText("k-unique_viewers", num(live.unique_viewers));
+    setText("k-clicks", num(live.clicks));
+    setText("k-add_to_carts", num(live.add_to_carts));
+    setText("k-orders", num(live.orders));
+    setText("k-ctr", pct(live.ctr));
+    setText("k-cvr", pct(live.cvr));
+    setText("k-gmv", live.gmv.length ? live.gmv.map((g) => money(g.net_minor, g.currency)).join(" · ") : "0");
+    document.getElementById("updated").textContent = live.updated_at
+      ? "updated " + new Date(live.updated_at).toLocaleTimeString() : "no events yet";
+    renderFunnel(live);
+    renderTop(live.top_products);
+    const now = Date.now();
+    const last = samples[samples.length - 1];
+    const point = { t: now, viewers: live.viewers_now,
+      gmv: Object.fromEntries(live.gmv.map((g) => [g.currency, g.net_minor])) };
+    if (last && now - last.t < 2000) samples[samples.length - 1] = point; else samples.push(point);
+    scheduleCharts();
+  }
+
+  function renderFunnel(live) {
+    const steps = [["Views", live.views], ["Clicks", live.clicks], ["Add to carts", live.add_to_carts],
+      ["Orders", live.orders]];
+    const max = Math.max(1, ...steps.map((s) => s[1]));
+    const box = document.getElementById("funnel");
+    box.replaceChildren(...steps.map(([name, n], i) => {
+      const fill = el("div", { class: "fill" });
+      fill.style.width = Math.max(0.5, (100 * n) / max) + "%";
+      const prev = i ? steps[i - 1][1] : 0;
+      const rate = i ? (prev ? pct(n / prev) : "–") + " of " + steps[i - 1][0].toLowerCase() : "";
+      return el("div", { class: "step", "data-step": name },
+        el("div", {}, name, el("div", { class: "rate" }, rate)),
+        el("div", { class: "track" }, fill), el("div", { class: "num" }, num(n)));
+    }));
+  }
+
+  function renderTop(rows) {
+    const body = document.getElementById("top-products");
+    if (!rows.length) { body.replaceChildren(el("tr", {}, el("td", { colspan: 4, class: "muted" }, "no clicks yet"))); return; }
+    const max = Math.max(1, ...rows.map((r) => r.clicks));
+    body.replaceChildren(...rows.map((r) => {
+      const bar = el("div", { class: "minibar" });
+      bar.style.width = (100 * r.clicks) / max + "%";
+      return el("tr", {}, el("td", {}, r.product_id), el("td", { class: "num" }, num(r.clicks)),
+        el("td", { class: "num" }, num(r.orders)), el("td", {}, bar));
+    }));
+  }
+
+  function scheduleCharts() {
+    if (redraw) return;
+    redraw = true;
+    requestAnimationFrame(() => { redraw = false; drawCharts(); });
+  }
+  function drawCharts() {
+    const pts = samples.slice(-720);
+    lineChart(document.getElementById("chart-viewers"),
+      [{ name: "viewers", color: COLORS[0], points: pts.map((p) => [p.t, p.viewers]) }], (v) => num(Math.round(v)));
+    const currencies = [...new Set(pts.flatMap((p) => Object.keys(p.gmv)))].sort();
+    const cur = currencies[0];
+    document.getElementById("rev-currency").textContent = cur ? "(" + currencies.join(", ") + ")" : "";
+    lineChart(document.getElementById("chart-revenue"), currencies.map((c, i) => ({
+      name: c, color: COLORS[(i + 1) % COLORS.length],
+      points: pts.filter((p) => c in p.gmv).map((p) => [p.t, p.gmv[c]]),
+    })), (v) => (cur ? money(Math.round(v), cur).replace(/ [A-Z]{3}$/, "") : String(v)));
+  }
+
+  function setState(cls, text) {
+    const dot = document.getElementById("live-dot");
+    dot.className = "dot " + cls;
+    document.getElementById("live-state").textContent = text;
+    document.body.dataset.sse = cls;
+  }
+
+  async function start() {
+    try {
+      const [live, series] = await Promise.all([api(base + "/live"), api(base + "/live/series")]);
+      for (const p of series.points) samples.push({ t: p.t, viewers: p.viewers, gmv: p.gmv });
+      render(live);
+    } catch (e) { showError(e); if (e.status && e.status < 500) { setState("down", "no access"); return; } }
+    const es = new EventSource(base + "/live/events?key=" + encodeURIComponent(apiKey()));
+    es.addEventListener("open", () => { setState("live", "live"); showError(null); });
+    es.addEventListener("live", (ev) => { render(JSON.parse(ev.data)); document.body.dataset.events =
+      String(Number(document.body.dataset.events || 0) + 1); });
+    es.addEventListener("error", () => setState(es.readyState === 2 ? "down" : "", es.readyState === 2
+      ? "disconnected" : "reconnecting…"));
+    setInterval(() => { if (latest) drawCharts(); }, 10000);
+  }
+  drawCharts();
+  start();
+}
+
+// --- page: creator earnings ---------------------------------------------------------------------
+function creatorPage() {
+  const creatorId = document.body.dataset.creatorId;
+  let data = null;
+  const params = () => {
+    const q = new URLSearchParams();
+    const from = document.getElementById("from").value, to = document.getElementById("to").value;
+    const asOf = document.getElementById("as_of").value;
+    if (from) q.set("from", from);
+    if (to) { const d = new Date(to + "T00:00:00Z"); d.setUTCDate(d.getUTCDate() + 1); q.set("to", d.toISOString().slice(0, 10)); }
+    if (asOf) { const d = new Date(asOf + "T00:00:00Z"); d.setUTCDate(d.getUTCDate() + 1); q.set("as_of", d.toISOString()); }
+    return q.toString();
+  };
+  const money4 = (r) => [r.commission.pending, r.commission.approved, r.commission.paid, r.commission.reversed]
+    .map((v) => el("td", { class: "num" + (v < 0 ? " neg" : "") }, money(v, r.currency)));
+  function table(id, keyName, rows) {
+    const t = document.getElementById(id);
+    const head = el("tr", {}, el("th", {}, keyName.replace("_id", "")), el("th", {}, "Currency"),
+      el("th", { class: "num" }, "Orders"), el("th", { class: "num" }, "Net revenue"),
+      ...["Pending", "Approved", "Paid", "Reversed"].map((h) => el("th", { class: "num" }, h)));
+    const body = rows.length ? rows.map((r) => el("tr", {}, el("td", {}, r[keyName]), el("td", {}, r.currency),
+      el("td", { class: "num" }, num(r.orders)), el("td", { class: "num" }, money(r.net_minor, r.currency)),
+      ...money4(r))) : [el("tr", {}, el("td", { colspan: 8, class: "muted" }, "nothing yet"))];
+    t.replaceChildren(el("thead", {}, head), el("tbody", {}, body));
+  }
+  async function load() {
+    try {
+      data = await api("/v1/creators/" + encodeURIComponent(creatorId) + "/earnings?" + params());
+      showError(null);
+    } catch (e) { showError(e); return; }
+    document.getElementById("asof").textContent = "status as of " + new Date(data.as_of).toLocaleString();
+    const totals = document.getElementById("totals");
+    totals.replaceChildren(...(data.currencies.length ? data.currencies.flatMap((c) => {
+      const cm = c.commission;
+      return [
+        el("div", { class: "kpi hero" }, el("div", { class: "label" }, "Commission " + c.currency),
+          el("div", { class: "value" }, money(cm.pending + cm.approved + cm.paid, c.currency)),
+          el("div", { class: "sub" }, num(c.orders) + " orders · net " + money(c.net_minor, c.currency))),
+        ...[["Pending", cm.pending], ["Approved", cm.approved], ["Paid", cm.paid], ["Reversed", cm.reversed]].map(
+          ([n, v]) => el("div", { class: "kpi" }, el("div", { class: "label" }, n),
+            el("div", { class: "value" }, money(v, c.currency)))),
+      ];
+    }) : [el("div", { class: "kpi" }, el("div", { class: "label" }, "Commission"), el("div", { class: "value" }, "–"),
+      el("div", { class: "sub" }, "no attributed orders yet"))]));
+    table("by-campaign", "campaign_id", data.by_campaign);
+    table("by-stream", "stream_id", data.by_stream);
+  }
+  document.getElementById("filters").addEventListener("submit", (e) => { e.preventDefault(); load(); });
+  document.getElementById("csv").addEventListener("click", () => {
+    if (!data) return;
+    const lines = [["group", "id", "currency", "orders", "net_minor", "pending", "approved", "paid", "reversed"]];
+    const push = (g, id, r) => lines.push([g, id, r.currency, r.orders, r.net_minor, r.commission.pending,
+      r.commission.approved, r.commission.paid, r.commission.reversed]);
+    data.currencies.forEach((r) => push("total", creatorId, r));
+    data.by_campaign.forEach((r) => push("campaign", r.campaign_id, r));
+    data.by_stream.forEach((r) => push("stream", r.stream_id, r));
+    download(creatorId + "-earnings.csv", lines.map((l) => l.join(",")).join("\n") + "\n");
+  });
+  load();
+}
+
+function download(name, text) {
+  const a = el("a", { href: URL.createObjectURL(new Blob([text], { type: "text/csv" })), download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
+// --- page: finance ----------------------------------------------------------------------------------
+function financePage() {
+  const head = (...names) => el("thead", {}, el("tr", {}, names.map((n) =>
+    el("th", { class: /^(Amount|Orders|Lines|Ledger|Live|Δ|Threshold)/.test(n) ? "num" : "" }, n))));
+  async function loadBatches() {
+    const t = document.getElementById("batches");
+    try {
+      const { payouts } = await api("/v1/finance/payouts");
+      t.replaceChildren(head("Batch", "Period end", "Totals", "Lines", ""), el("tbody", {}, payouts.length
+        ? payouts.map((b) => el("tr", {}, el("td", {}, b.payout_id), el("td", {}, b.period_end),
+          el("td", {}, b.totals.map((x) => money(x.amount_minor, x.currency)).join(" · ") || "–"),
+          el("td", { class: "num" }, b.lines.length),
+          el("td", {}, el("button", { class: "linkbtn", onclick: () => showBatch(b) }, "view"), " ",
+            el("button", { class: "linkbtn", onclick: () => csv(b.payout_id) }, "CSV"))))
+        : [el("tr", {}, el("td", { colspan: 5, class: "muted" }, "no payout batches yet"))]));
+    } catch (e) { showError(e); }
+  }
+  function showBatch(b) {
+    document.getElementById("batch-detail").hidden = false;
+    document.getElementById("batch-id").textContent = b.payout_id + " (" + b.period_end + ")";
+    const row = (l, extra) => el("tr", {}, el("td", {}, l.creator_id), el("td", {}, l.currency),
+      el("td", { class: "num" + (l.amount_minor < 0 ? " neg" : "") }, money(l.amount_minor, l.currency)),
+      el("td", { class: "num" }, l.orders), ...extra);
+    document.getElementById("batch-lines").replaceChildren(head("Creator", "Currency", "Amount", "Orders"),
+      el("tbody", {}, b.lines.map((l) => row(l, []))));
+    document.getElementById("batch-carried").replaceChildren(
+      head("Creator", "Currency", "Amount", "Orders", "Threshold", "Reason"),
+      el("tbody", {}, b.carried_over.map((l) => row(l, [el("td", { class: "num" }, money(l.threshold_minor, l.currency)),
+        el("td", {}, l.reason)]))));
+  }
+  async function csv(id) {
+    try {
+      const text = await api("/v1/finance/payouts/" + encodeURIComponent(id) + ".csv");
+      download(id + ".csv", text);
+    } catch (e) { showError(e); }
+  }
+  async function loadRecon() {
+    try {
+      const r = await api("/v1/finance/reconciliation");
+      document.getElementById("generated").textContent = "reconciled " + new Date(r.generated_at).toLocaleTimeString();
+      const st = document.getElementById("recon-status");
+      st.textContent = r.status === "ok" ? "ledger = live" : r.creators_with_differences + " with differences";
+      st.className = "pill " + (r.status === "ok" ? "ok" : "bad");
+      const ev = r.events;
+      document.getElementById("events").replaceChildren(...[["Received", ev.received], ["Accepted", ev.accepted],
+        ["Rejected", ev.rejected], ["Dead-lettered", ev.dead_lettered], ["De-duplicated", ev.deduplicated]]
+        .map(([n, v]) => el("div", { class: "kpi" }, el("div", { class: "label" }, n), el("div", { class: "value" }, num(v)))));
+      document.getElementById("creators").replaceChildren(head("Creator", "Currency", "Ledger commission",
+        "Live commission", "Ledger orders", "Live orders", "Differences"), el("tbody", {}, r.creators.length
+        ? r.creators.map((c) => el("tr", { class: c.differences.length ? "diff" : "" }, el("td", {}, c.creator_id),
+          el("td", {}, c.currency), el("td", { class: "num" }, money(c.ledger.commission_minor, c.currency)),
+          el("td", { class: "num" }, money(c.live.commission_minor, c.currency)),
+          el("td", { class: "num" }, c.ledger.orders), el("td", { class: "num" }, c.live.orders),
+          el("td", {}, c.differences.map((d) => d.field + " " + (d.difference > 0 ? "+" : "") + d.difference).join(", ") || "✓")))
+        : [el("tr", {}, el("td", { colspan: 7, class: "muted" }, "no creators yet"))]));
+    } catch (e) { showError(e); }
+  }
+  document.getElementById("period_end").value = new Date(Date.now() - 86400000).toISOString().slice(0, 10);
+  document.getElementById("payout-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const msg = document.getElementById("payout-msg");
+    try {
+      const b = await api("/v1/finance/payouts", { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ period_end: document.getElementById("period_end").value }) });
+      msg.textContent = "batch " + b.payout_id + ": " + b.lines.length + " lines paid, " + b.carried_over.length + " carried over";
+      showError(null);
+      showBatch(b);
+      loadBatches();
+    } catch (err) { showError(err); }
+  });
+  document.getElementById("orders-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const file = document.getElementById("recon-file").files[0];
+    const brand = document.getElementById("recon-brand").value;
+    const out = document.getElementById("orders-result");
+    try {
+      const r = await api("/v1/finance/reconciliation/orders?brand_id=" + encodeURIComponent(brand),
+        { method: "POST", headers: { "Content-Type": "text/csv" }, body: await file.text() });
+      const list = (title, rows, f) => el("div", {}, el("h3", {}, title + " (" + rows.length + ")"),
+        rows.length ? el("table", { class: "table" }, el("tbody", {}, rows.slice(0, 200).map(f))) : el("div", { class: "muted" }, "none"));
+      out.replaceChildren(
+        el("p", {}, el("span", { class: "pill " + (r.status === "ok" ? "ok" : "bad") }, r.status), " ",
+          r.csv_orders + " orders in the CSV, " + r.ledger_orders + " in the ledger for the period, " + r.matched + " match"),
+        list("Missing in the ledger", r.missing_in_ledger, (o) => el("tr", {}, el("td", {}, o.order_id), el("td", {}, o.occurred_at),
+          el("td", { class: "num" }, money(o.net_minor, o.currency)))),
+        list("Missing in the CSV", r.missing_in_csv, (o) => el("tr", {}, el("td", {}, o.order_id), el("td", {}, o.occurred_at),
+          el("td", { class: "num" }, money(o.net_minor, o.currency)))),
+        list("Amount mismatches", r.mismatches, (m) => el("tr", {}, el("td", {}, m.order_id), el("td", {}, m.field),
+          el("td", {}, "CSV " + m.csv), el("td", {}, "ledger " + m.ledger))));
+      showError(null);
+    } catch (err) { showError(err); }
+  });
+  loadBatches();
+  loadRecon();
+  setInterval(loadRecon, 15000);
+}
+
+// --- page: index (sign in) -----------------------------------------------------------------------
+function indexPage() {
+  const form = document.getElementById("login");
+  let target = "stream";
+  form.querySelectorAll("button[data-go]").forEach((b) => b.addEventListener("click", () => { target = b.dataset.go; }));
+  document.getElementById("key").value = apiKey();
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    sessionStorage.setItem(KEY, document.getElementById("key").value.trim());
+    const stream = document.getElementById("stream").value.trim();
+    const creator = document.getElementById("creator").value.trim();
+    if (target === "stream" && stream) location.href = "/dashboard/streams/" + encodeURIComponent(stream);
+    else if (target === "creator" && creator) location.href = "/dashboard/creators/" + encodeURIComponent(creator);
+    else if (target === "finance") location.href = "/dashboard/finance";
+  });
+}
+
+const PAGES = { index: indexPage, stream: streamPage, creator: creatorPage, finance: financePage };
+(PAGES[document.body.dataset.page] || (() => {}))();

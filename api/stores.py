@@ -1,0 +1,604 @@
+"""Readers of the live state (Redis, layout in streams/keys.py) and of the ledger (ClickHouse).
+
+Created once per API process (:func:`start_read_clients` in the app's lifespan) and kept in
+``ctx.extras``:
+
+- ``live``   :class:`LiveReader`   — the live stream JSON, stats counters, live creator totals.
+- ``hub``    :class:`LiveHub`      — one Redis ``PSUBSCRIBE`` per process, fanned out to SSE clients.
+- ``series`` :class:`SeriesSampler` — samples every active stream every ``SAMPLE_S`` seconds into
+  ``<p>:api:series:<stream_id>`` (ZSET, score = bucket ms) for the dashboard charts.
+- ``ledger`` :class:`api.ledger.Ledger` — ClickHouse reads and the payout tables.
+
+I/O only: money rules live in ``liveledger.domain``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from types import MappingProxyType
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from clickhouse_connect.driver.asyncclient import AsyncClient
+from redis.exceptions import RedisError
+
+from api.context import ApiContext
+from consumers.rows import COMMISSION_VERSIONS, DEAD_LETTERS, EVENTS, ORDERS_LEDGER
+from liveledger.ch import get_async_client
+from liveledger.domain.attribution import UNATTRIBUTED, Attribution, AttributionKind, CampaignTerms
+from liveledger.domain.commission import OrderState
+from liveledger.domain.live import ctr, cvr, top_products
+from liveledger.domain.payouts import CommissionVersion, PayoutItem, PayoutPlan, payout_items
+from liveledger.settings import Settings
+from streams import keys
+
+log = logging.getLogger(__name__)
+
+VIEWER_WINDOW_MS = 60_000
+SAMPLE_S = 10.0
+SERIES_KEEP_MS = 24 * 3600 * 1000
+SERIES_ACTIVE_MS = 3600 * 1000  # streams not updated for an hour are not sampled
+TOP_PRODUCTS = 10
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def iso_ms(ms: int) -> str:
+    """Epoch ms -> RFC 3339 UTC with milliseconds and ``Z``."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def series_key(prefix: str, stream_id: str) -> str:
+    """ZSET of dashboard samples (owned by the API; documented in docs/dashboards.md)."""
+    return f"{prefix}:api:series:{stream_id}"
+
+
+def _int(raw: Any) -> int:
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        return 0
+
+
+class LiveReader:
+    """Reads the live aggregates the stream processors keep in Redis."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+
+    async def live(self, stream_id: str, at_ms: int | None = None) -> dict[str, Any]:
+        """The contract's live JSON for one stream (zeros for a stream with no events yet)."""
+        p = self.prefix
+        at = at_ms if at_ms is not None else now_ms()
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.stream_counts(p, stream_id))
+            pipe.scard(keys.stream_viewers(p, stream_id))
+            pipe.zcount(keys.stream_now(p, stream_id), at - VIEWER_WINDOW_MS, "+inf")
+            pipe.hgetall(keys.stream_products(p, stream_id))
+            counts, unique, present, products = await pipe.execute()
+        return build_live(stream_id, counts, int(unique), int(present), products)
+
+    async def stats(self) -> dict[str, int]:
+        raw = await self.client.hgetall(keys.stats(self.prefix))
+        return {str(k): _int(v) for k, v in raw.items()}
+
+    async def creator_totals(self, creator_id: str) -> dict[str, dict[str, int]]:
+        """``currency -> {orders, net_minor, commission_minor, reversed_minor}`` from the live view."""
+        raw = await self.client.hgetall(keys.creator_earnings(self.prefix, creator_id))
+        out: dict[str, dict[str, int]] = {}
+        for field, value in raw.items():
+            currency, _, name = str(field).partition("|")
+            out.setdefault(currency, {})[name] = _int(value)
+        return out
+
+    async def creators_totals(self, creator_ids: Iterable[str]) -> dict[str, dict[str, dict[str, int]]]:
+        ids = sorted(set(creator_ids))
+        async with self.client.pipeline(transaction=False) as pipe:
+            for cid in ids:
+                pipe.hgetall(keys.creator_earnings(self.prefix, cid))
+            raws = await pipe.execute()
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        for cid, raw in zip(ids, raws, strict=True):
+            per: dict[str, dict[str, int]] = {}
+            for field, value in raw.items():
+                currency, _, name = str(field).partition("|")
+                per.setdefault(currency, {})[name] = _int(value)
+            if per:
+                out[cid] = per
+        return out
+
+    async def series(self, stream_id: str, since_ms: int = 0) -> list[dict[str, Any]]:
+        raw = await self.client.zrangebyscore(series_key(self.prefix, stream_id), since_ms, "+inf")
+        return [orjson.loads(str(r)) for r in raw]
+
+
+def build_live(stream_id: str, counts: dict[str, str], unique: int, present: int,
+               products: dict[str, str]) -> dict[str, Any]:
+    views = _int(counts.get("views"))
+    clicks = _int(counts.get("clicks"))
+    orders = _int(counts.get("orders"))
+    gmv = sorted(
+        ({"currency": f[4:], "net_minor": _int(v)} for f, v in counts.items() if f.startswith("gmv|")),
+        key=lambda g: str(g["currency"]),
+    )
+    product_clicks: dict[str, int] = {}
+    product_orders: dict[str, int] = {}
+    for field, value in products.items():
+        kind, _, pid = field.partition("|")
+        if kind == "clicks":
+            product_clicks[pid] = _int(value)
+        elif kind == "orders":
+            product_orders[pid] = _int(value)
+    top = [{"product_id": pid, "clicks": c, "orders": o}
+           for pid, c, o in top_products(product_clicks, product_orders, TOP_PRODUCTS) if c > 0 or o > 0]
+    updated = _int(counts.get("updated_at"))
+    return {
+        "stream_id": stream_id,
+        "viewers_now": present,
+        "peak_viewers": max(_int(counts.get("peak_viewers")), present),
+        "views": views,
+        "unique_viewers": unique,
+        "clicks": clicks,
+        "add_to_carts": _int(counts.get("add_to_carts")),
+        "orders": orders,
+        "gmv": gmv,
+        "ctr": ctr(clicks, views),
+        "cvr": cvr(orders, clicks),
+        "top_products": top,
+        "updated_at": iso_ms(updated) if updated else None,
+    }
+
+
+class LiveHub:
+    """One pattern subscription per process; each SSE client waits on its own size-1 queue, so a
+    burst of notifications coalesces into one re-read."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self._channel_prefix = keys.stream_channel(prefix, "")
+        self._subs: dict[str, set[asyncio.Queue[None]]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="live-hub")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, stream_id: str) -> AsyncIterator[asyncio.Queue[None]]:
+        queue: asyncio.Queue[None] = asyncio.Queue(maxsize=1)
+        self._subs.setdefault(stream_id, set()).add(queue)
+        try:
+            yield queue
+        finally:
+            subs = self._subs.get(stream_id)
+            if subs is not None:
+                subs.discard(queue)
+                if not subs:
+                    del self._subs[stream_id]
+
+    def _notify(self, stream_id: str) -> None:
+        for queue in self._subs.get(stream_id, ()):
+            if queue.empty():
+                queue.put_nowait(None)
+
+    async def _run(self) -> None:
+        delay = 0.1
+        while True:
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.psubscribe(self._channel_prefix + "*")
+                self.connected.set()
+                delay = 0.1
+                while True:
+                    msg = await pubsub.get_message(timeout=5.0)
+                    if msg is None or msg.get("type") != "pmessage":
+                        continue
+                    channel = msg["channel"]
+                    channel = channel.decode() if isinstance(channel, bytes) else str(channel)
+                    self._notify(channel[len(self._channel_prefix):])
+            except (RedisError, OSError) as exc:
+                self.connected.clear()
+                log.warning("live hub: redis pub/sub failed (%s); retrying in %.1fs", exc, delay)
+                # Wake every client so it re-reads once the connection is back.
+                for stream_id in list(self._subs):
+                    self._notify(stream_id)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+class SeriesSampler:
+    """Samples viewers_now, GMV and funnel counters of active streams for the dashboard charts.
+
+    Each sample is stored under its ``SAMPLE_S`` bucket (a replaced member if two API processes
+    sample the same bucket), and samples older than 24 h are dropped.
+    """
+
+    def __init__(self, reader: LiveReader, stream_ids: Any, interval: float = SAMPLE_S) -> None:
+        self.reader = reader
+        self.stream_ids = stream_ids  # callable returning the known stream ids
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="series-sampler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def sample_once(self, at_ms: int | None = None) -> int:
+        at = at_ms if at_ms is not None else now_ms()
+        bucket = at - at % int(self.interval * 1000)
+        client, p = self.reader.client, self.reader.prefix
+        ids = sorted(self.stream_ids())
+        if not ids:
+            return 0
+        async with client.pipeline(transaction=False) as pipe:
+            for sid in ids:
+                pipe.hget(keys.stream_counts(p, sid), "updated_at")
+            updated = await pipe.execute()
+        active = [sid for sid, u in zip(ids, updated, strict=True) if u and at - _int(u) < SERIES_ACTIVE_MS]
+        for sid in active:
+            live = await self.reader.live(sid, at)
+            point = {"t": bucket, "viewers": live["viewers_now"], "views": live["views"],
+                     "clicks": live["clicks"], "add_to_carts": live["add_to_carts"], "orders": live["orders"],
+                     "gmv": {g["currency"]: g["net_minor"] for g in live["gmv"]}}
+            key = series_key(p, sid)
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.zremrangebyscore(key, bucket, bucket)
+                pipe.zadd(key, {orjson.dumps(point).decode(): bucket})
+                pipe.zremrangebyscore(key, "-inf", f"({at - SERIES_KEEP_MS}")
+                await pipe.execute()
+        return len(active)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.sample_once()
+            except (RedisError, OSError) as exc:
+                log.warning("series sampler: %s", exc)
+            await asyncio.sleep(self.interval)
+
+
+def redis_client(url: str) -> aioredis.Redis:
+    client: aioredis.Redis = aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+    return client
+
+
+async def start_read_clients(ctx: ApiContext) -> None:
+    """Create the readers (lazy connections: nothing here fails when a service is down)."""
+    client = redis_client(ctx.settings.redis_url)
+    reader = LiveReader(client, ctx.settings.topic_prefix)
+    hub = LiveHub(client, ctx.settings.topic_prefix)
+    hub.start()
+    sampler = SeriesSampler(reader, lambda: list(ctx.setup.state.streams))
+    sampler.start()
+    ctx.extras.update(redis=client, live=reader, hub=hub, series=sampler, ledger=Ledger(ctx.settings))
+
+
+async def stop_read_clients(ctx: ApiContext) -> None:
+    for name in ("series", "hub"):
+        task_owner = ctx.extras.get(name)
+        if task_owner is not None:
+            await task_owner.stop()
+    ledger = ctx.extras.get("ledger")
+    if ledger is not None:
+        await ledger.close()
+    client = ctx.extras.get("redis")
+    if client is not None:
+        await client.aclose()
+
+
+# --- ClickHouse: the ledger (written by the sink, consumers/) and the payout tables (0100) ----------
+
+# Tables of the sink (consumers/rows.py, migrations 0002-0004) and of the read API (0100+).
+PAYOUT_BATCHES = "payout_batches"  # consumers/migrations/0100_payouts.sql
+PAYOUT_ITEMS = "payout_items"
+CREATOR_LEDGER = "creator_ledger"  # consumers/migrations/0101_creator_ledger.sql: latest rows by creator
+
+_ORDER_FIELDS = ("brand_id, order_id, version, occurred_at, currency, creator_id, campaign_id, stream_id, via, "
+                 "click_id, gross_minor, refunded_minor, rate_bps, flat_minor, hold_days, net_minor, "
+                 "commission_minor, reversed_minor")
+# The latest version of each selected order (orders_ledger is a ReplacingMergeTree(version)).
+_LATEST = f"SELECT {_ORDER_FIELDS} FROM {{db}}.{ORDERS_LEDGER} FINAL WHERE {{where}}"
+# The latest version effective before a cutoff, from the full history, with its effective time.
+_LATEST_BEFORE = (
+    "SELECT brand_id, order_id, max(version), argMax(ingested_at, version), "
+    + ", ".join(f"argMax({c}, version)" for c in _ORDER_FIELDS.split(", ")[3:])
+    + f" FROM {{db}}.{COMMISSION_VERSIONS} WHERE ingested_at < {{cut:DateTime64(3, 'UTC')}} "
+    "GROUP BY brand_id, order_id"
+)
+
+_WINNERS = (
+    f"SELECT payout_id, argMin(plan_id, (created_at, plan_id)) FROM {{db}}.{PAYOUT_BATCHES} GROUP BY payout_id"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerOrder:
+    """The latest ledger version of one order."""
+
+    brand_id: str
+    order_id: str
+    version: int
+    occurred_at: datetime
+    currency: str
+    creator_id: str | None
+    campaign_id: str | None
+    stream_id: str | None
+    via: str | None
+    click_id: str | None
+    gross_minor: int
+    refunded_minor: int
+    rate_bps: int
+    flat_minor: int
+    hold_days: int
+    net_minor: int
+    commission_minor: int
+    reversed_minor: int
+
+
+def _utc(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime.combine(value, datetime.min.time(), tzinfo=UTC)
+    raise TypeError(f"not a datetime: {value!r}")
+
+
+def _ledger_order(row: Sequence[Any]) -> LedgerOrder:
+    (brand_id, order_id, version, occurred, currency, creator, campaign, stream, via, click,
+     gross, refunded, rate, flat, hold, net, commission, reversed_) = row
+    return LedgerOrder(str(brand_id), str(order_id), int(version), _utc(occurred), str(currency),
+                       creator or None, campaign or None, stream or None, via or None, click or None,
+                       int(gross), int(refunded), int(rate), int(flat), int(hold), int(net),
+                       int(commission), int(reversed_))
+
+
+class _TermsCache:
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str, int, int, int], CampaignTerms] = {}
+
+    def get(self, campaign_id: str, brand_id: str, rate: int, flat: int, hold: int) -> CampaignTerms:
+        key = (campaign_id, brand_id, rate, flat, hold)
+        terms = self._cache.get(key)
+        if terms is None:
+            terms = CampaignTerms(campaign_id=campaign_id, brand_id=brand_id, rate_bps=rate, flat_minor=flat,
+                                  hold_days=hold)
+            self._cache[key] = terms
+        return terms
+
+
+def order_state(o: LedgerOrder, terms_cache: _TermsCache | None = None) -> OrderState:
+    """The domain's :class:`OrderState` of a ledger row (gross is already net of the discount;
+    the refunds are carried as one total, which is all the commission rules need)."""
+    attribution: Attribution = UNATTRIBUTED
+    terms: CampaignTerms | None = None
+    if o.creator_id is not None:
+        kind: AttributionKind = "click" if o.via == "click" and o.click_id else "coupon"
+        attribution = Attribution(kind=kind, creator_id=o.creator_id, campaign_id=o.campaign_id,
+                                  stream_id=o.stream_id if kind == "click" else None,
+                                  click_id=o.click_id if kind == "click" else None)
+        if o.campaign_id is not None:
+            cache = terms_cache or _TermsCache()
+            terms = cache.get(o.campaign_id, o.brand_id, o.rate_bps, o.flat_minor, o.hold_days)
+    refunds = MappingProxyType({"refunds": o.refunded_minor} if o.refunded_minor else {})
+    return OrderState(brand_id=o.brand_id, order_id=o.order_id, currency=o.currency, occurred_at=o.occurred_at,
+                      gross_items_minor=o.gross_minor, discount_minor=0, attribution=attribution, terms=terms,
+                      refunds=refunds)
+
+
+def commission_version(o: LedgerOrder, effective_at: datetime, min_payout_minor: int) -> CommissionVersion:
+    return CommissionVersion(
+        brand_id=o.brand_id, order_id=o.order_id, version=o.version, effective_at=effective_at,
+        order_occurred_at=o.occurred_at, currency=o.currency, creator_id=o.creator_id,
+        campaign_id=o.campaign_id, stream_id=o.stream_id, net_minor=o.net_minor,
+        commission_minor=o.commission_minor, reversed_minor=o.reversed_minor,
+        hold_days=o.hold_days if o.campaign_id is not None else 0, min_payout_minor=min_payout_minor)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBatch:
+    payout_id: str
+    plan_id: str
+    period_end: date
+    created_at: datetime
+    lines: list[dict[str, Any]]
+    carried_over: list[dict[str, Any]]
+
+
+class Ledger:
+    """ClickHouse reads for earnings, payouts and reconciliation, and the payout writes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = settings.clickhouse_database
+        self._client: AsyncClient | None = None
+        self._lock = asyncio.Lock()
+
+    async def client(self) -> AsyncClient:
+        if self._client is None:
+            async with self._lock:
+                if self._client is None:
+                    self._client = await get_async_client(self.settings, database=self.db,
+                                                          autogenerate_session_id=False)
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def _rows(self, sql: str, params: dict[str, Any] | None = None) -> list[Sequence[Any]]:
+        client = await self.client()
+        result = await client.query(sql.replace("{db}", self.db), parameters=params or {})
+        return list(result.result_rows)
+
+    # -- earnings --------------------------------------------------------------------------------
+
+    async def creator_orders(self, creator_id: str) -> list[LedgerOrder]:
+        """Latest versions of the orders attributed to ``creator_id``, plus orders the creator was paid
+        for that were re-attributed since (their latest version names the other creator)."""
+        sql = (f"SELECT {_ORDER_FIELDS} FROM {{db}}.{CREATOR_LEDGER} FINAL WHERE creator_id = {{c:String}} "
+               f"UNION ALL SELECT {_ORDER_FIELDS} FROM {{db}}.{ORDERS_LEDGER} FINAL WHERE (brand_id, order_id) IN "
+               f"(SELECT brand_id, order_id FROM {{db}}.{PAYOUT_ITEMS} WHERE creator_id = {{c:String}}) "
+               f"AND creator_id != {{c:String}}")
+        rows = {(o.brand_id, o.order_id): o for o in map(_ledger_order, await self._rows(sql, {"c": creator_id}))}
+        # Only a coupon attribution can be replaced (by a later click): check those rows are still latest.
+        coupon = [k for k, o in rows.items() if o.via == "coupon" and o.creator_id == creator_id]
+        if coupon:
+            check = (f"SELECT {_ORDER_FIELDS} FROM {{db}}.{ORDERS_LEDGER} FINAL WHERE (brand_id, order_id) IN "
+                     "{keys:Array(Tuple(String, String))}")
+            for r in await self._rows(check, {"keys": coupon}):
+                latest = _ledger_order(r)
+                rows[(latest.brand_id, latest.order_id)] = latest
+        return list(rows.values())
+
+    async def creator_paid_items(self, creator_id: str) -> list[PayoutItem]:
+        sql = (f"SELECT payout_id, period_end, brand_id, order_id, creator_id, currency, amount_minor, paid_at "
+               f"FROM {{db}}.{PAYOUT_ITEMS} FINAL WHERE creator_id = {{c:String}} "
+               f"AND (payout_id, plan_id) IN ({_WINNERS})")
+        return [_payout_item(r) for r in await self._rows(sql, {"c": creator_id})]
+
+    # -- payouts ---------------------------------------------------------------------------------
+
+    async def latest_before(self, cutoff: datetime) -> list[tuple[LedgerOrder, datetime]]:
+        """Latest version (and its effective time, the sink's ``ingested_at``) of each order effective
+        before ``cutoff``, for orders that have a creator or were paid before."""
+        sql = _LATEST_BEFORE + (f" HAVING argMax(creator_id, version) != '' OR (brand_id, order_id) IN "
+                                f"(SELECT brand_id, order_id FROM {{db}}.{PAYOUT_ITEMS})")
+        rows = await self._rows(sql, {"cut": cutoff})
+        return [(_ledger_order([*r[:3], *r[4:]]), _utc(r[3])) for r in rows]
+
+    async def paid_items(self) -> list[PayoutItem]:
+        sql = (f"SELECT payout_id, period_end, brand_id, order_id, creator_id, currency, amount_minor, paid_at "
+               f"FROM {{db}}.{PAYOUT_ITEMS} FINAL WHERE (payout_id, plan_id) IN ({_WINNERS})")
+        return [_payout_item(r) for r in await self._rows(sql)]
+
+    async def batch(self, payout_id: str) -> StoredBatch | None:
+        sql = (f"SELECT payout_id, plan_id, period_end, created_at, lines_json, carried_json "
+               f"FROM {{db}}.{PAYOUT_BATCHES} WHERE payout_id = {{p:String}} "
+               f"ORDER BY created_at, plan_id LIMIT 1")
+        rows = await self._rows(sql, {"p": payout_id})
+        return _stored_batch(rows[0]) if rows else None
+
+    async def batches(self, limit: int = 100) -> list[StoredBatch]:
+        sql = (f"SELECT payout_id, argMin(plan_id, (created_at, plan_id)), any(period_end), min(created_at), "
+               f"argMin(lines_json, (created_at, plan_id)), argMin(carried_json, (created_at, plan_id)) "
+               f"FROM {{db}}.{PAYOUT_BATCHES} GROUP BY payout_id ORDER BY any(period_end) DESC "
+               f"LIMIT {int(limit)}")
+        return [_stored_batch(r) for r in await self._rows(sql)]
+
+    async def latest_period_end(self) -> date | None:
+        rows = await self._rows(f"SELECT max(period_end), count() FROM {{db}}.{PAYOUT_BATCHES}")
+        if not rows or not int(rows[0][1]):
+            return None
+        value = rows[0][0]
+        return value if isinstance(value, date) and not isinstance(value, datetime) else _utc(value).date()
+
+    async def store_batch(self, plan: PayoutPlan, plan_id: str, created_at: datetime) -> None:
+        client = await self.client()
+        items = payout_items(plan, created_at)
+        if items:
+            await client.insert(
+                f"{self.db}.{PAYOUT_ITEMS}",
+                [[i.payout_id, plan_id, i.period_end, i.brand_id, i.order_id, i.creator_id, i.currency,
+                  i.amount_minor, i.paid_at] for i in items],
+                column_names=["payout_id", "plan_id", "period_end", "brand_id", "order_id", "creator_id",
+                              "currency", "amount_minor", "paid_at"],
+                settings={"insert_deduplication_token": f"payout-items-{plan_id}"},
+            )
+        lines = [{"creator_id": ln.creator_id, "currency": ln.currency, "amount_minor": ln.amount_minor,
+                  "orders": ln.orders, "clawback_minor": sum(i.amount_minor for i in ln.items if i.amount_minor < 0)}
+                 for ln in plan.lines]
+        carried = [{"creator_id": c.creator_id, "currency": c.currency, "amount_minor": c.amount_minor,
+                    "orders": c.orders, "threshold_minor": c.threshold_minor, "reason": c.reason}
+                   for c in plan.carried_over]
+        await client.insert(
+            f"{self.db}.{PAYOUT_BATCHES}",
+            [[plan.payout_id, plan_id, plan.period_end, created_at, orjson.dumps(lines).decode(),
+              orjson.dumps(carried).decode()]],
+            column_names=["payout_id", "plan_id", "period_end", "created_at", "lines_json", "carried_json"],
+        )
+
+    # -- reconciliation --------------------------------------------------------------------------
+
+    async def creator_totals(self) -> dict[str, dict[str, dict[str, int]]]:
+        """``creator -> currency -> {orders, net_minor, commission_minor, reversed_minor}`` (latest
+        versions, all time: the same scope as the live view in Redis)."""
+        sql = (f"SELECT creator_id, currency, count(), sum(net_minor), sum(commission_minor), sum(reversed_minor) "
+               f"FROM {{db}}.{ORDERS_LEDGER} FINAL WHERE creator_id != '' GROUP BY creator_id, currency")
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        for c, cur, n, net, cm, rv in await self._rows(sql):
+            out.setdefault(str(c), {})[str(cur)] = {"orders": int(n), "net_minor": int(net),
+                                                    "commission_minor": int(cm), "reversed_minor": int(rv)}
+        return out
+
+    async def event_counts(self, since: datetime | None, until: datetime | None) -> dict[str, int]:
+        """Events stored by the sink (distinct ids, by ``received_at``) and dead letters of the events
+        topic (by ``dead_lettered_at``) in the window."""
+        cond, params = ["1"], {}
+        if since is not None:
+            cond.append("{t} >= {since:DateTime64(3, 'UTC')}")
+            params["since"] = since
+        if until is not None:
+            cond.append("{t} < {until:DateTime64(3, 'UTC')}")
+            params["until"] = until
+        where = " AND ".join(cond)
+        sql = (f"SELECT (SELECT uniqExact(brand_id, event_id) FROM {{db}}.{EVENTS} "
+               f"WHERE {where.replace('{t}', 'received_at')}), "
+               f"(SELECT count() FROM {{db}}.{DEAD_LETTERS} FINAL WHERE source_topic LIKE '%.events' "
+               f"AND {where.replace('{t}', 'dead_lettered_at')}), "
+               f"(SELECT count() FROM {{db}}.{DEAD_LETTERS} FINAL WHERE source_topic NOT LIKE '%.events' "
+               f"AND {where.replace('{t}', 'dead_lettered_at')})")
+        rows = await self._rows(sql, params)
+        stored, dead_events, dead_other = (int(v) for v in rows[0])
+        return {"stored": stored, "dead_lettered": dead_events, "other_dead_letters": dead_other}
+
+    async def brand_orders(self, brand_id: str, since: datetime | None,
+                           until: datetime | None) -> dict[str, LedgerOrder]:
+        rows = await self._rows(_LATEST.replace("{where}", "brand_id = {b:String}"), {"b": brand_id})
+        out = {}
+        for r in rows:
+            o = _ledger_order(r)
+            if (since is None or o.occurred_at >= since) and (until is None or o.occurred_at < until):
+                out[o.order_id] = o
+        return out
+
+
+def _payout_item(r: Sequence[Any]) -> PayoutItem:
+    payout_id, period_end, brand_id, order_id, creator_id, currency, amount, paid_at = r
+    pe = period_end if isinstance(period_end, date) and not isinstance(period_end, datetime) \
+        else _utc(period_end).date()
+    return PayoutItem(str(payout_id), pe, str(brand_id), str(order_id), str(creator_id), str(currency),
+                      int(amount), _utc(paid_at))
+
+
+def _stored_batch(r: Sequence[Any]) -> StoredBatch:
+    payout_id, plan_id, period_end, created_at, lines, carried = r
+    pe = period_end if isinstance(period_end, date) and not isinstance(period_end, datetime) \
+        else _utc(period_end).date()
+    return StoredBatch(str(payout_id), str(plan_id), pe, _utc(created_at), orjson.loads(lines),
+                       orjson.loads(carried))

@@ -1,0 +1,82 @@
+"""The Redis key layout of the live state (read by the API; documented in docs/stream-processing.md).
+
+Every key starts with the settings' ``topic_prefix`` (``ll`` in production), so a test with a fresh
+topic prefix also gets a fresh Redis namespace.
+"""
+
+from __future__ import annotations
+
+DEDUP_TTL_S = 8 * 24 * 3600  # event-id de-dup horizon: 8 days (> Shopify 48 h, Stripe 3 days)
+
+
+def stream_counts(p: str, stream_id: str) -> str:
+    """HASH views, clicks, add_to_carts, orders, peak_viewers, updated_at (epoch ms),
+    ``gmv|<CUR>`` (net minor units of orders attributed through this stream's clicks)."""
+    return f"{p}:live:{stream_id}:counts"
+
+
+def stream_viewers(p: str, stream_id: str) -> str:
+    """SET of viewer ids that sent a view (exact unique viewers: SCARD)."""
+    return f"{p}:live:{stream_id}:viewers"
+
+
+def stream_now(p: str, stream_id: str) -> str:
+    """ZSET viewer → epoch ms of the viewer's last join/heartbeat (viewers who left are removed)."""
+    return f"{p}:live:{stream_id}:now"
+
+
+def stream_left(p: str, stream_id: str) -> str:
+    """ZSET viewer → epoch ms of the viewer's last leave (so a late heartbeat does not revive them)."""
+    return f"{p}:live:{stream_id}:left"
+
+
+def stream_products(p: str, stream_id: str) -> str:
+    """HASH ``clicks|<product_id>`` and ``orders|<product_id>``."""
+    return f"{p}:live:{stream_id}:products"
+
+
+def stream_channel(p: str, stream_id: str) -> str:
+    """Pub/sub channel: a JSON ``{stream_id, updated_at}`` is published after a change (coalesced)."""
+    return f"{p}:live:{stream_id}"
+
+
+def creator_earnings(p: str, creator_id: str) -> str:
+    """HASH ``<CUR>|orders``, ``<CUR>|net_minor``, ``<CUR>|commission_minor``, ``<CUR>|reversed_minor``."""
+    return f"{p}:creator:{creator_id}:earnings"
+
+
+def creator_by_campaign(p: str, creator_id: str) -> str:
+    """HASH ``<campaign_id>|<CUR>|<field>`` with the fields of :func:`creator_earnings`."""
+    return f"{p}:creator:{creator_id}:by_campaign"
+
+
+def creator_by_stream(p: str, creator_id: str) -> str:
+    """HASH ``<stream_id>|<CUR>|<field>`` (orders attributed through a click of that stream)."""
+    return f"{p}:creator:{creator_id}:by_stream"
+
+
+def brand_sales(p: str, brand_id: str) -> str:
+    """HASH ``<CUR>|orders``, ``<CUR>|net_minor`` (all orders), ``<CUR>|attributed_orders``,
+    ``<CUR>|attributed_net_minor``, ``<CUR>|commission_minor``."""
+    return f"{p}:brand:{brand_id}:sales"
+
+
+def order_contribution(p: str, brand_id: str, order_id: str) -> str:
+    """STRING JSON: the order snapshot last applied to the aggregates (with its version)."""
+    return f"{p}:order:{brand_id}:{order_id}"
+
+
+def dedup(p: str, brand_id: str, event_id: str) -> str:
+    """STRING with TTL :data:`DEDUP_TTL_S`: event id seen (view/click/add_to_cart)."""
+    return f"{p}:dedup:{brand_id}:{event_id}"
+
+
+def offsets(p: str, consumer: str) -> str:
+    """HASH ``<topic>:<partition>`` → last Kafka offset whose effects are applied (the fence)."""
+    return f"{p}:offsets:{consumer}"
+
+
+def stats(p: str) -> str:
+    """HASH of counters: events_received/accepted/deduplicated/dead_lettered, orders_*, refunds_*,
+    ``dlq|<reason>``, dlq_records."""
+    return f"{p}:stats"

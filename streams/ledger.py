@@ -1,0 +1,281 @@
+"""Order-side state machine (pure): de-dup, attribution, commission versions, refunds.
+
+The Faust agent keeps the state in tables passed here as plain mutable mappings (unit tests use
+dicts). Every state change is an idempotent "set" so that replaying a record after a crash (Faust
+delivers at least once, changelog and offsets are not atomic) converges on the same state. Each
+record's *effect* is the order's full current snapshot with a version number that only grows when
+the snapshot changes; sinks apply a snapshot only if its version is newer (Redis Lua, ClickHouse
+ReplacingMergeTree), so re-emitting a snapshot is harmless.
+
+Table layouts (values are JSON-friendly dicts; keys are ``"<brand_id>:<id>"``):
+
+- ``clicks[brand:click_id]`` = ``{creator_id, campaign_id, stream_id, product_id, occurred_ms, src}``
+- ``orders[brand:order_id]`` = ``{order|None, src, refunds: {refund_id: {...}}, attr, version, snap}``
+  (a refund for an unknown order creates the entry with ``order = None``: it waits there)
+- ``waiting[brand:click_id]`` = ``[order_id, ...]`` orders whose click had not arrived yet
+- ``seen[brand:event_id]`` = ``"o:<order_id>"`` / ``"r:<refund_id>"`` (de-dup by event / webhook id)
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from liveledger.domain import attribution as dom_attr
+from liveledger.domain.commission import commission_minor
+from streams.records import Event, Order, Refund, format_ms
+
+DAY_MS = 24 * 3600 * 1000
+DEFAULT_WINDOW_DAYS = dom_attr.DEFAULT_ATTRIBUTION_WINDOW_DAYS
+DEFAULT_HOLD_DAYS = dom_attr.DEFAULT_HOLD_DAYS
+
+Table = MutableMapping[str, Any]
+
+
+class SetupView(Protocol):
+    """What attribution needs from the setup entities (``liveledger.setup_state.SetupState``)."""
+
+    campaigns: dict[str, dict[str, Any]]
+
+    def link_for_coupon(self, brand_id: str, code: str) -> dict[str, Any] | None: ...
+
+
+@dataclass(slots=True)
+class Tables:
+    clicks: Table
+    orders: Table
+    waiting: Table
+    seen: Table
+
+
+@dataclass(slots=True)
+class Effects:
+    """What one record changes outside the tables."""
+
+    snapshots: list[dict[str, Any]] = field(default_factory=list)
+    refunds: list[dict[str, Any]] = field(default_factory=list)
+    stats: dict[str, int] = field(default_factory=dict)
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.stats[name] = self.stats.get(name, 0) + n
+
+    def __bool__(self) -> bool:
+        return bool(self.snapshots or self.refunds or self.stats)
+
+
+def _campaign_lookup(setup: SetupView) -> dom_attr.CampaignLookup:
+    def lookup(campaign_id: str) -> dom_attr.CampaignTerms | None:
+        camp = setup.campaigns.get(campaign_id)
+        if camp is None:
+            return None
+        try:
+            return dom_attr.CampaignTerms(
+                campaign_id=campaign_id, brand_id=str(camp.get("brand_id")),
+                rate_bps=int(camp.get("rate_bps", 0)), flat_minor=int(camp.get("flat_minor", 0)),
+                attribution_window_days=int(camp.get("attribution_window_days", DEFAULT_WINDOW_DAYS)),
+                hold_days=int(camp.get("hold_days", DEFAULT_HOLD_DAYS)))
+        except (TypeError, ValueError):
+            return None
+    return lookup
+
+
+def _ms_to_dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def attribute(order: dict[str, Any], click: dict[str, Any] | None, setup: SetupView) -> dict[str, Any]:
+    """Contract rules via :func:`liveledger.domain.attribution.attribute`; the campaign terms are
+    frozen into the result so later setup edits do not rewrite past commissions."""
+    brand_id = order["brand_id"]
+    click_fact = None
+    if click is not None and click.get("creator_id"):
+        click_fact = dom_attr.ClickFact(
+            click_id=order["click_id"], brand_id=brand_id, creator_id=click["creator_id"],
+            campaign_id=click.get("campaign_id"), stream_id=click.get("stream_id"),
+            product_id=click.get("product_id"), occurred_at=_ms_to_dt(click["occurred_ms"]))
+    coupon_link = None
+    if order.get("coupon_code"):
+        link = setup.link_for_coupon(brand_id, order["coupon_code"])
+        if link is not None and link.get("creator_id") and link.get("campaign_id"):
+            coupon_link = dom_attr.CouponLink(
+                brand_id=str(link.get("brand_id", brand_id)), coupon_code=order["coupon_code"],
+                creator_id=link["creator_id"], campaign_id=link["campaign_id"],
+                link_code=str(link.get("link_code", "")), stream_id=link.get("stream_id"))
+    lookup = _campaign_lookup(setup)
+    a = dom_attr.attribute(brand_id, _ms_to_dt(order["occurred_ms"]), click_fact, coupon_link, lookup)
+    terms = lookup(a.campaign_id) if a.campaign_id else None
+    return {
+        "via": None if a.kind == "none" else a.kind,
+        "creator_id": a.creator_id, "campaign_id": a.campaign_id, "stream_id": a.stream_id,
+        "click_id": a.click_id,
+        "rate_bps": terms.rate_bps if terms else 0,
+        "flat_minor": terms.flat_minor if terms else 0,
+        "hold_days": terms.hold_days if terms else DEFAULT_HOLD_DAYS,
+    }
+
+
+def snapshot(state: dict[str, Any]) -> dict[str, Any]:
+    """The order's ledger view (without version) from its state."""
+    order, attr = state["order"], state["attr"]
+    refunded = sum(r["amount_minor"] for r in state["refunds"].values())
+    gross = order["gross_minor"]
+    net = max(0, gross - refunded)
+    full = commission_minor(gross, attr["rate_bps"], attr["flat_minor"]) if attr["via"] else 0
+    current = commission_minor(net, attr["rate_bps"], attr["flat_minor"]) if attr["via"] else 0
+    return {
+        "brand_id": order["brand_id"],
+        "order_id": order["order_id"],
+        "occurred_ms": order["occurred_ms"],
+        "currency": order["currency"],
+        "gross_minor": gross,
+        "refunded_minor": refunded,
+        "net_minor": net,
+        "via": attr["via"],
+        "creator_id": attr["creator_id"],
+        "campaign_id": attr["campaign_id"],
+        "stream_id": attr["stream_id"],
+        "click_id": order["click_id"],
+        "coupon_code": order["coupon_code"],
+        "rate_bps": attr["rate_bps"],
+        "flat_minor": attr["flat_minor"],
+        "hold_days": attr["hold_days"],
+        "commission_minor": current,
+        "reversed_minor": full - current,
+        "skus": order["skus"],
+        "source": order["source"],
+    }
+
+
+def _publish(state: dict[str, Any], fx: Effects) -> dict[str, Any]:
+    """Recompute the snapshot; bump the version only if it changed; always emit the current one."""
+    snap = snapshot(state)
+    if snap != state.get("snap"):
+        state = {**state, "snap": snap, "version": int(state.get("version", 0)) + 1}
+    fx.snapshots.append({**snap, "version": state["version"]})
+    return state
+
+
+def _refund_fact(brand_id: str, order_id: str, refund_id: str, r: dict[str, Any], currency: str) -> dict[str, Any]:
+    return {"brand_id": brand_id, "order_id": order_id, "refund_id": refund_id,
+            "amount_minor": r["amount_minor"], "currency": currency, "occurred_ms": r["occurred_ms"]}
+
+
+def _seen(t: Tables, brand_id: str, event_id: str, ref: str, fx: Effects, kind: str) -> bool:
+    """De-dup by event id (Shopify webhook id): True if this event id already named something else."""
+    key = f"{brand_id}:{event_id}"
+    prior = t.seen.get(key)
+    if prior is None:
+        t.seen[key] = ref
+        return False
+    if prior != ref:
+        fx.count(f"{kind}_deduplicated")
+        return True
+    return False
+
+
+def on_order(t: Tables, setup: SetupView, o: Order, src: str) -> Effects:
+    """``src`` = "topic:partition:offset" of the record, so a replay is told apart from a duplicate."""
+    fx = Effects()
+    fx.count("orders_received")
+    if _seen(t, o.brand_id, o.event_id, f"o:{o.order_id}", fx, "orders"):
+        return fx
+    key = f"{o.brand_id}:{o.order_id}"
+    state: dict[str, Any] = t.orders.get(key) or {"order": None, "src": None, "refunds": {}, "version": 0,
+                                                 "snap": None, "attr": None}
+    if state["order"] is not None:
+        if state["src"] != src:
+            fx.count("orders_deduplicated")
+        else:
+            fx.count("orders_accepted")
+        state = _publish(state, fx)
+        t.orders[key] = state
+        return fx
+    fx.count("orders_accepted")
+    order = {
+        "brand_id": o.brand_id, "order_id": o.order_id, "event_id": o.event_id, "click_id": o.click_id,
+        "coupon_code": o.coupon_code, "occurred_ms": o.occurred_ms, "currency": o.currency,
+        "gross_minor": o.gross_net_minor, "skus": sorted({i.sku for i in o.items}), "source": o.source,
+    }
+    click = t.clicks.get(f"{o.brand_id}:{o.click_id}") if o.click_id else None
+    if o.click_id and click is None:
+        wkey = f"{o.brand_id}:{o.click_id}"
+        waiting = list(t.waiting.get(wkey) or [])
+        if o.order_id not in waiting:
+            t.waiting[wkey] = [*waiting, o.order_id]
+    state = {**state, "order": order, "src": src, "attr": attribute(order, click, setup)}
+    state = _publish(state, fx)
+    for rid, r in sorted(state["refunds"].items()):
+        fx.refunds.append(_refund_fact(o.brand_id, o.order_id, rid, r, o.currency))
+    t.orders[key] = state
+    return fx
+
+
+def on_refund(t: Tables, setup: SetupView, r: Refund, src: str) -> Effects:
+    fx = Effects()
+    fx.count("refunds_received")
+    if _seen(t, r.brand_id, r.event_id, f"r:{r.refund_id}", fx, "refunds"):
+        return fx
+    key = f"{r.brand_id}:{r.order_id}"
+    state: dict[str, Any] = t.orders.get(key) or {"order": None, "src": None, "refunds": {}, "version": 0,
+                                                 "snap": None, "attr": None}
+    prior = state["refunds"].get(r.refund_id)
+    if prior is not None and prior["src"] != src:
+        fx.count("refunds_deduplicated")
+    else:
+        fx.count("refunds_accepted")
+        if prior is None:
+            refund = {"amount_minor": r.amount_minor, "occurred_ms": r.occurred_ms, "event_id": r.event_id,
+                      "src": src}
+            state = {**state, "refunds": {**state["refunds"], r.refund_id: refund}}
+        if state["order"] is None:
+            fx.count("refunds_waiting")
+        else:
+            fx.refunds.append(_refund_fact(r.brand_id, r.order_id, r.refund_id, state["refunds"][r.refund_id],
+                                           state["order"]["currency"]))
+    if state["order"] is not None:
+        state = _publish(state, fx)
+    t.orders[key] = state
+    return fx
+
+
+def on_click(t: Tables, setup: SetupView, c: Event, src: str) -> Effects:
+    """Remember the click; re-attribute orders that arrived before it."""
+    fx = Effects()
+    key = f"{c.brand_id}:{c.event_id}"
+    click = t.clicks.get(key)
+    if click is None:
+        click = {"creator_id": c.creator_id, "campaign_id": c.campaign_id, "stream_id": c.stream_id,
+                 "product_id": c.product_id, "occurred_ms": c.occurred_ms, "src": src}
+        t.clicks[key] = click
+    elif click["src"] != src:
+        return fx  # duplicate click: nothing changes
+    for order_id in t.waiting.get(key) or []:
+        okey = f"{c.brand_id}:{order_id}"
+        state = t.orders.get(okey)
+        if not state or state["order"] is None:
+            continue
+        attr = attribute(state["order"], click, setup)
+        if attr["via"] == "click" and state["attr"]["via"] != "click":
+            state = _publish({**state, "attr": attr}, fx)
+            t.orders[okey] = state
+            fx.count("orders_late_click_attributed")
+        elif state["attr"]["via"] == "click" and state["attr"]["click_id"] == c.event_id:
+            _publish(state, fx)  # a replay: re-emit the (unchanged) snapshot, sinks ignore the same version
+    return fx
+
+
+def ledger_fact_order(snap: dict[str, Any]) -> dict[str, Any]:
+    """The ``ll.ledger`` record for an order snapshot (a commission version)."""
+    out = {k: v for k, v in snap.items() if k != "occurred_ms"}
+    return {"kind": "order", "occurred_at": format_ms(snap["occurred_ms"]), **out}
+
+
+def ledger_fact_refund(fact: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in fact.items() if k != "occurred_ms"}
+    return {"kind": "refund", "occurred_at": format_ms(fact["occurred_ms"]), **out}
+
+
+def as_dict(e: Event) -> dict[str, Any]:
+    return asdict(e)

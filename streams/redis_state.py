@@ -1,0 +1,107 @@
+"""Redis I/O of the live state: the two fenced flush scripts and coalesced change notifications."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from streams import keys
+from streams.lua import LEDGER_FLUSH, LIVE_FLUSH
+
+log = logging.getLogger(__name__)
+
+TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class LiveStore:
+    """Applies flushes; retries transient Redis errors (the flush is idempotent thanks to the fence)."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self._live = client.register_script(LIVE_FLUSH)
+        self._ledger = client.register_script(LEDGER_FLUSH)
+
+    async def _call(self, script: Any, arg: dict[str, Any]) -> Any:
+        payload = orjson.dumps(arg)
+        delay = 0.1
+        while True:
+            try:
+                return await script(keys=[], args=[payload])
+            except TRANSIENT as exc:
+                log.warning("redis unavailable (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def apply_live(self, arg: dict[str, Any]) -> tuple[bool, int]:
+        """→ (applied, duplicates) or (False, stored offset) when fenced."""
+        res = await self._call(self._live, arg)
+        if int(res[0]) < 0:
+            return False, int(res[1])
+        return True, int(res[0])
+
+    async def apply_ledger(self, arg: dict[str, Any]) -> list[str] | None:
+        """→ streams whose counters changed, or None when the offset was already applied."""
+        res = await self._call(self._ledger, arg)
+        if res and not isinstance(res[0], (bytes, str)) and int(res[0]) < 0:
+            return None
+        return [r.decode() if isinstance(r, bytes) else str(r) for r in res]
+
+    async def fence(self, consumer: str, topic: str, partition: int) -> int | None:
+        raw = await self.client.hget(keys.offsets(self.prefix, consumer), f"{topic}:{partition}")
+        return int(raw) if raw is not None else None
+
+
+class Notifier:
+    """Coalesces change notifications: at most one PUBLISH per stream per ``interval`` seconds."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str, interval: float = 0.25) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.interval = interval
+        self._dirty: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def mark(self, streams: Iterable[str]) -> None:
+        self._dirty.update(streams)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="live-notifier")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+    async def flush(self) -> None:
+        if not self._dirty:
+            return
+        dirty, self._dirty = self._dirty, set()
+        ts = now_ms()
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for s in sorted(dirty):
+                    pipe.publish(keys.stream_channel(self.prefix, s), orjson.dumps({"stream_id": s, "updated_at": ts}))
+                await pipe.execute()
+        except TRANSIENT as exc:  # notifications are best-effort; the hash is the truth
+            log.warning("publish failed: %s", exc)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.flush()

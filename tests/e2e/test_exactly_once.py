@@ -1,0 +1,231 @@
+"""Exactly-once effects of the stream worker and the ClickHouse sink against the real services.
+
+A workload with duplicates, late clicks, refunds before orders and invalid records is produced
+straight to Kafka under a fresh topic prefix (hence a fresh Redis namespace and ClickHouse database);
+the worker and the sink run as subprocesses, are killed with SIGKILL mid-run and restarted, and a
+second worker joins and leaves. Afterwards Redis and ClickHouse must equal the oracle exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer
+
+from consumers.migrate import run as migrate_run
+from liveledger.ch import get_client
+from liveledger.settings import Settings
+from liveledger.topics import topic_name
+from tests.streams import dataset, kit
+
+pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.clickhouse, pytest.mark.e2e, pytest.mark.slow]
+
+LOGS = kit.REPO / ".devstack" / "logs"
+
+
+def _log(settings: Settings, name: str) -> Path:
+    LOGS.mkdir(parents=True, exist_ok=True)
+    return LOGS / f"test-{settings.topic_prefix}-{name}.log"
+
+
+async def redis_view(settings: Settings) -> dict[str, Any]:
+    p = settings.topic_prefix
+    r: Any = aioredis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        streams: dict[str, Any] = {}
+        for s in ("s1", "s2", "s3"):
+            h = await r.hgetall(f"{p}:live:{s}:counts")
+            streams[s] = {"views": int(h.get("views", 0)), "clicks": int(h.get("clicks", 0)),
+                          "add_to_carts": int(h.get("add_to_carts", 0)), "orders": int(h.get("orders", 0)),
+                          "unique_viewers": await r.scard(f"{p}:live:{s}:viewers"),
+                          "gmv": {k.split("|", 1)[1]: int(v) for k, v in h.items() if k.startswith("gmv|") and int(v)}}
+        creators: dict[str, dict[str, int]] = {}
+        for key in await r.keys(f"{p}:creator:*:earnings"):
+            h = await r.hgetall(key)
+            c = {"orders": int(h.get("USD|orders", 0)), "net": int(h.get("USD|net_minor", 0)),
+                 "commission": int(h.get("USD|commission_minor", 0)), "reversed": int(h.get("USD|reversed_minor", 0))}
+            if any(c.values()):
+                creators[key.split(":")[2]] = c
+        brands = {}
+        for b in ("b1", "b2"):
+            h = await r.hgetall(f"{p}:brand:{b}:sales")
+            brands[b] = {"orders": int(h.get("USD|orders", 0)), "net": int(h.get("USD|net_minor", 0))}
+        stats = await r.hgetall(f"{p}:stats")
+        return {"streams": streams, "creators": creators, "brands": brands, "stats": stats}
+    finally:
+        await r.aclose()
+
+
+def clickhouse_view(settings: Settings) -> dict[str, Any]:
+    client = get_client(settings, database=settings.clickhouse_database)
+    try:
+        streams: dict[str, Any] = defaultdict(lambda: {"views": 0, "clicks": 0, "add_to_carts": 0})
+        sql = "SELECT stream_id, type, action, count() FROM events FINAL GROUP BY stream_id, type, action"
+        for stream_id, typ, action, n in client.query(sql).result_rows:
+            if typ == "view" and action == "join":
+                streams[stream_id]["views"] += n
+            elif typ == "click":
+                streams[stream_id]["clicks"] += n
+            elif typ == "add_to_cart":
+                streams[stream_id]["add_to_carts"] += n
+        creators = {}
+        for creator, orders, net, com, rev in client.query(
+                "SELECT creator_id, count(), sum(net_minor), sum(commission_minor), sum(reversed_minor) "
+                "FROM orders_ledger FINAL WHERE creator_id != '' GROUP BY creator_id").result_rows:
+            creators[creator] = {"orders": orders, "net": net, "commission": com, "reversed": rev}
+        stream_orders = {s: (n, g) for s, n, g in client.query(
+            "SELECT stream_id, count(), sum(net_minor) FROM orders_ledger FINAL WHERE via = 'click' GROUP BY stream_id"
+        ).result_rows}
+        refunds = client.query("SELECT count() FROM refunds FINAL").result_rows[0][0]
+        dlq: dict[str, int] = {str(k): int(v) for k, v in client.query(
+            "SELECT reason, count() FROM dead_letters FINAL GROUP BY reason").result_rows}
+        return {"streams": dict(streams), "creators": creators, "stream_orders": stream_orders, "refunds": refunds,
+                "dlq": dlq}
+    finally:
+        client.close()
+
+
+async def dlq_reasons(settings: Settings) -> dict[str, int]:
+    consumer = AIOKafkaConsumer(topic_name(settings, "dlq"), bootstrap_servers=settings.kafka_bootstrap,
+                                auto_offset_reset="earliest", group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    seen: dict[tuple[str, str, str, str], str] = {}
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=2000)
+            if not batch:
+                break
+            for records in batch.values():
+                for rec in records:
+                    h = {k: v.decode() for k, v in rec.headers}
+                    assert rec.value is not None
+                    assert {"dlq.reason", "dlq.topic", "dlq.partition", "dlq.offset"} <= h.keys()
+                    seen[(h["dlq.topic"], h["dlq.partition"], h["dlq.offset"], h.get("dlq.index", "-1"))] = \
+                        h["dlq.reason"]
+    finally:
+        await consumer.stop()
+    out: dict[str, int] = defaultdict(int)
+    for reason in seen.values():
+        out[reason] += 1
+    return dict(out)
+
+
+def expected_streams(truth: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for s, v in truth["streams"].items():
+        out[s] = {**{k: v[k] for k in ("views", "clicks", "add_to_carts", "orders", "unique_viewers")},
+                  "gmv": {c: n for c, n in v["gmv"].items() if n}}
+    return out
+
+
+async def settle(settings: Settings, w: dataset.Workload, timeout: float = 120) -> dict[str, Any]:
+    want_streams = expected_streams(w.truth)
+    want_creators = w.truth["creators"]
+
+    async def done() -> dict[str, Any] | None:
+        got = await redis_view(settings)
+        if got["streams"] == want_streams and got["creators"] == want_creators:
+            return got
+        return None
+
+    try:
+        return await kit.wait_for(done, timeout=timeout, interval=1.0)  # type: ignore[no-any-return]
+    except TimeoutError:
+        got = await redis_view(settings)
+        assert got["streams"] == want_streams
+        assert got["creators"] == want_creators
+        raise
+
+
+async def settle_clickhouse(settings: Settings, w: dataset.Workload, timeout: float = 90) -> dict[str, Any]:
+    want = w.truth
+
+    def ok() -> dict[str, Any] | None:
+        got = clickhouse_view(settings)
+        if got["creators"] == want["creators"] and got["refunds"] == want["refunds"] and all(
+                got["streams"].get(s, {}) == {k: v[k] for k in ("views", "clicks", "add_to_carts")}
+                for s, v in want["streams"].items()):
+            return got
+        return None
+
+    try:
+        return await kit.wait_for(ok, timeout=timeout, interval=1.0)  # type: ignore[no-any-return]
+    except TimeoutError:
+        got = clickhouse_view(settings)
+        assert got["creators"] == want["creators"]
+        assert got["refunds"] == want["refunds"]
+        raise
+
+
+async def _prepare(settings: Settings, w: dataset.Workload) -> None:
+    await kit.prepare_topics(settings)
+    await asyncio.to_thread(migrate_run, settings)
+    await kit.produce(settings, w.setup)
+
+
+async def test_pipeline_exact_once() -> None:
+    settings = kit.fresh_settings()
+    w = dataset.build(seed=1, n_chunks=3)
+    await _prepare(settings, w)
+    worker = kit.spawn(settings, "streams", "worker", log=_log(settings, "worker"))
+    sink = kit.spawn(settings, "consumers", "clickhouse", log=_log(settings, "sink"))
+    try:
+        for chunk in w.chunks:
+            await kit.produce(settings, chunk)
+        got = await settle(settings, w)
+        assert got["brands"] == {b: {"orders": v["orders"], "net": v["net"]} for b, v in w.truth["brands"].items()}
+        stats = got["stats"]
+        assert int(stats["orders_dead_lettered"]) + int(stats["records_dead_lettered"]) == sum(
+            n for r, n in w.invalid_reasons.items() if r in ("invalid_json", "missing_field", "invalid_currency"))
+        assert int(stats["events_deduplicated"]) > 0
+        assert int(stats["orders_deduplicated"]) + int(stats["refunds_deduplicated"]) > 0
+        ch = await settle_clickhouse(settings, w)
+        for s, v in w.truth["streams"].items():
+            n, gmv = ch["stream_orders"].get(s, (0, 0))
+            assert (n, gmv) == (v["orders"], v["gmv"].get("USD", 0))
+        # every invalid record / event is in the dead-letter topic with its reason
+        await kit.wait_for(lambda: dlq_reasons(settings), timeout=30)
+        assert await dlq_reasons(settings) == dict(w.invalid_reasons)
+        ch_dlq = await kit.wait_for(lambda: clickhouse_view(settings)["dlq"] == dict(w.invalid_reasons), timeout=30)
+        assert ch_dlq
+    finally:
+        kit.stop(worker)
+        kit.stop(sink)
+
+
+async def test_kill9_worker_and_sink_mid_run_and_second_worker() -> None:
+    settings = kit.fresh_settings()
+    w = dataset.build(seed=2, n_chunks=8)
+    await _prepare(settings, w)
+    rng = random.Random(5)
+    worker = kit.spawn(settings, "streams", "worker", log=_log(settings, "worker"))
+    sink = kit.spawn(settings, "consumers", "clickhouse", log=_log(settings, "sink"))
+    second = None
+    try:
+        for i, chunk in enumerate(w.chunks):
+            produce = asyncio.create_task(kit.produce(settings, chunk))
+            await asyncio.sleep(rng.uniform(0.5, 2.5))
+            if i in (1, 3, 5):  # kill -9 the worker mid-run, restart it
+                kit.kill9(worker)
+                worker = kit.spawn(settings, "streams", "worker", log=_log(settings, "worker"))
+            if i in (2, 4, 6):  # kill -9 the sink mid-run, restart it
+                kit.kill9(sink)
+                sink = kit.spawn(settings, "consumers", "clickhouse", log=_log(settings, "sink"))
+            if i == 2:  # a second worker joins the group ...
+                second = kit.spawn(settings, "streams", "worker", log=_log(settings, "worker2"))
+            if i == 6 and second is not None:  # ... and leaves
+                kit.stop(second)
+                second = None
+            await produce
+        await settle(settings, w, timeout=180)
+        await settle_clickhouse(settings, w, timeout=120)
+    finally:
+        for p in (worker, sink, second):
+            if p is not None:
+                kit.stop(p)
