@@ -17,6 +17,10 @@ apt_missing=()
 command -v redis-server >/dev/null || apt_missing+=(redis-server)
 command -v java >/dev/null || apt_missing+=(default-jre-headless)
 command -v mvn >/dev/null || apt_missing+=(maven)
+# Browser tests of the dashboards (selenium drives Debian's Chromium) and the benchmark's load generator.
+command -v chromium >/dev/null || apt_missing+=(chromium)
+command -v chromedriver >/dev/null || apt_missing+=(chromium-driver)
+command -v wrk >/dev/null || apt_missing+=(wrk)
 if ((${#apt_missing[@]})); then
     say "apt: installing ${apt_missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -8,17 +8,20 @@ many sends are in flight the service answers ``503`` with ``Retry-After`` instea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
 import secrets
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from ingest.errors import IngestError, forbidden, json_response, unauthorized
@@ -33,6 +36,7 @@ from schemas.events import validate_batch_events
 from schemas.orders import OrderCreated, OrderRefunded, validate_order_webhook
 from schemas.shopify import normalise_shopify_order, normalise_shopify_refund
 from schemas.time import format_rfc3339
+from streams.keys import stats as stats_key
 
 log = logging.getLogger("ingest")
 
@@ -64,17 +68,49 @@ class IngestState:
         self.setup = SetupReplica(settings)
         self.producer: Any = None
         self.inflight = 0
+        # Edge counters (events refused before Kafka, responses by status) for reconciliation;
+        # flushed to the Redis stats hash once a second, off the request path.
+        self.counters: Counter[str] = Counter()
+        self.redis: Any = None
+        self._flusher: asyncio.Task[None] | None = None
         self.events_topic = topic_name(settings, "events")
         self.orders_topic = topic_name(settings, "orders")
 
     async def start(self) -> None:
         self.producer = await start_producer(self.settings)
         await self.setup.start()
+        self.redis = aioredis.from_url(self.settings.redis_url)
+        self._flusher = asyncio.create_task(self._flush_counters_forever(), name="ingest-counters")
 
     async def stop(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        await self.flush_counters()
         await self.setup.stop()
         if self.producer is not None:
             await self.producer.stop()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    async def flush_counters(self) -> None:
+        if not self.counters or self.redis is None:
+            return
+        pending, self.counters = self.counters, Counter()
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for name, n in pending.items():
+                pipe.hincrby(stats_key(self.settings.topic_prefix), name, n)
+            await pipe.execute()
+        except Exception as exc:  # Redis down: keep the counts for the next flush
+            self.counters.update(pending)
+            log.warning("could not flush ingest counters to Redis: %r", exc)
+
+    async def _flush_counters_forever(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            await self.flush_counters()
 
     async def send(self, topic: str, key: str, value: bytes) -> None:
         """Durably write one record (acks=all); raises 503 when over the in-flight bound."""
@@ -263,6 +299,8 @@ async def post_events(request: web.Request) -> web.Response:
             event["link_code"] = None
         out.append(event)
     rejected.sort(key=lambda r: int(r["index"]))
+    st.counters["ingest_events_received"] += len(raw_events)
+    st.counters["events_rejected"] += len(rejected)
     if not out:
         if forbidden_count and forbidden_count == len(rejected):
             raise IngestError(403, "forbidden", "stream_id: belongs to another brand",
@@ -368,6 +406,7 @@ async def errors_middleware(request: web.Request, handler: Any) -> web.StreamRes
         response: web.StreamResponse = await handler(request)
         return response
     except IngestError as exc:
+        request.app[STATE_KEY].counters[f"ingest_http|{exc.status}|{exc.code}"] += 1
         return exc.response()
     except web.HTTPRequestEntityTooLarge:
         return IngestError(413, "payload_too_large", "body too large").response()

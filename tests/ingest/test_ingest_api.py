@@ -331,3 +331,27 @@ def test_every_record_written_parses_as_the_wire_contract(world: World) -> None:
     for key, value, _ in orders:
         order = order_record_from_bytes(orjson.dumps(value))
         assert key == order.brand_id.encode()
+
+
+@pytest.mark.redis
+def test_rejections_are_counted_for_reconciliation(world: World) -> None:
+    import redis
+
+    client = redis.Redis.from_url(world.stack.settings.redis_url)
+    key = f"{world.stack.prefix}:stats"
+
+    def counts() -> tuple[int, int]:
+        raw = client.hgetall(key)
+        return int(raw.get(b"events_rejected", 0)), int(raw.get(b"ingest_http|401|unauthorized", 0))
+
+    before = counts()
+    resp = post_events(world, [view("ev-cnt-1"), {"type": "nope"}, view("ev-cnt-3", stream="zz")])
+    assert resp.status_code == 202 and resp.json()["accepted"] == 1
+    assert post_events(world, [view("ev-cnt-4")], key="llb_bad").status_code == 401
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and counts() == before:
+        time.sleep(0.2)
+    time.sleep(1.2)
+    after = counts()
+    assert after[0] - before[0] == 2
+    assert after[1] - before[1] == 1
