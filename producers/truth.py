@@ -70,6 +70,7 @@ class OrderFact:
     click_id: str | None
     coupon_code: str | None
     source: str
+    skus: tuple[str, ...] = ()  # distinct skus of the order's lines
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ def order_from_native(body: Json) -> OrderFact:
         body.get("click_id"),
         body.get("coupon_code"),
         "native",
+        tuple(sorted({str(i["sku"]) for i in body["items"]})),
     )
 
 
@@ -139,6 +141,8 @@ def order_from_shopify(brand_id: str, body: Json) -> OrderFact:
         click,
         codes[0] if codes else None,
         "shopify",
+        tuple(sorted({str(sku) for li in body["line_items"]
+                      if (sku := li.get("sku") or li.get("product_id") or li.get("variant_id") or li.get("id"))})),
     )
 
 
@@ -286,13 +290,14 @@ def compute(setup: TruthSetup, log: AckLog, as_of: dict[str, int]) -> Json:
             s = streams[a.stream_id]
             s["orders"] += 1
             s["gmv"][a.order.currency] = s["gmv"].get(a.order.currency, 0) + a.net
-            product(a.stream_id, a.product_id)["orders"] += 1
+            for sku in a.order.skus:  # a product's orders: this stream's orders containing it
+                product(a.stream_id, sku)["orders"] += 1
     for sid, s in streams.items():
         s["unique_viewers"] = len(viewers[sid])
         s["gmv"] = [{"currency": k, "net_minor": v} for k, v in sorted(s["gmv"].items())]
         s["top_products"] = [
             {"product_id": k, **v}
-            for k, v in sorted(s.pop("products").items(), key=lambda kv: (-kv[1]["clicks"], kv[0]))
+            for k, v in sorted(s.pop("products").items(), key=lambda kv: (-kv[1]["clicks"], -kv[1]["orders"], kv[0]))
             if k
         ]
     # creators ----------------------------------------------------------------------------------
@@ -304,7 +309,7 @@ def compute(setup: TruthSetup, log: AckLog, as_of: dict[str, int]) -> Json:
         current, original = commission(a.net, terms), commission(a.gross_net, terms)
         cr = creators.setdefault(a.creator_id, {"currencies": {}, "by_campaign": {}, "by_stream": {}})
         keys = [("currencies", a.order.currency), ("by_campaign", (a.campaign_id, a.order.currency))]
-        if a.stream_id:
+        if a.stream_id and a.by == "click":  # by_stream = orders attributed through a click of the stream
             keys.append(("by_stream", (a.stream_id, a.order.currency)))
         for group, key in keys:
             b = cr[group].setdefault(key, _money_bucket())

@@ -41,8 +41,9 @@ def _order(
     click: str | None = None,
     coupon: str | None = None,
     currency: str = "USD",
+    skus: tuple[str, ...] = (),
 ) -> OrderFact:
-    return OrderFact(brand, oid, ms, currency, items, discount, click, coupon, "native")
+    return OrderFact(brand, oid, ms, currency, items, discount, click, coupon, "native", skus)
 
 
 def _log() -> AckLog:
@@ -69,12 +70,12 @@ def _log() -> AckLog:
         "landing_site": "/p?ll_click=c2",
         "discount_codes": [{"code": "SAVE10"}],
     }
-    o1 = _order("O1", "B1", T, 2 * 1999 + 500, discount=498, click="c1")
+    o1 = _order("O1", "B1", T, 2 * 1999 + 500, discount=498, click="c1", skus=("p1", "p3"))
     log.orders = [
         o1,
         truth.order_from_shopify("B1", shopify_o2),  # stale click -> falls back to the coupon
         _order("O3", "B1", T, 1000, click="c3"),  # another brand's click -> unattributed
-        _order("O4", "B1", T, 1000, click="r1"),  # redirect click -> link's creator, fully refunded
+        _order("O4", "B1", T, 1000, click="r1", skus=("p2",)),  # redirect click -> link's creator, fully refunded
         _order("O5", "B2", T, 3 * 1990, click="c3", currency="JPY"),
         _order("O6", "B1", T0 - 1000, 700, click="c1"),  # order before its click -> unattributed
         o1,  # duplicate delivery
@@ -105,9 +106,10 @@ def test_hand_computed_ground_truth() -> None:
     assert (s1["views"], s1["unique_viewers"], s1["clicks"], s1["add_to_carts"], s1["orders"]) == (3, 2, 3, 1, 2)
     assert s1["gmv"] == [{"currency": "USD", "net_minor": 2500 + 0}]  # O1 after refunds, O4 fully refunded
     assert (s2["views"], s2["clicks"], s2["orders"], s2["gmv"]) == (0, 1, 1, [{"currency": "JPY", "net_minor": 5970}])
-    assert s1["top_products"] == [
+    assert s1["top_products"] == [  # a product's orders: the stream's orders containing its sku
         {"product_id": "p1", "clicks": 2, "orders": 1},
         {"product_id": "p2", "clicks": 1, "orders": 1},
+        {"product_id": "p3", "clicks": 0, "orders": 1},
     ]
 
     def cur(creator: str) -> dict[str, Any]:
