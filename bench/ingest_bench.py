@@ -1,0 +1,111 @@
+"""Ingest: peak req/s, p50/p99 and server CPU per request of the real endpoints vs two baselines.
+
+- ``aiohttp_uvloop_noop``: aiohttp no-op on uvloop — the same framework *and* loop as ingest
+  (``python -m ingest`` installs uvloop), i.e. "its own framework's bare endpoint";
+- ``aiohttp_asyncio_noop``: plain aiohttp no-op on the default asyncio loop — "bare aiohttp".
+
+Server processes are pinned to CPU 1 and wrk to CPU 0 (Kafka and Redis float). Contenders are
+interleaved ``rounds`` times and the best run of each counts. Then the real endpoints are driven at
+half their measured peak (wrk with a per-connection delay) for the p99-at-half-load goal.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import wrk
+from bench.common import Proc, free_port, pin, start_module, wait_http
+from bench.config import BenchConfig
+from bench.stack import app_stack
+from loadtests.payloads import dumps, event_batch
+
+SERVER_CPU = {1}
+EVENTS_PER_BODY = 100
+
+
+def _best(runs: list[wrk.WrkResult]) -> wrk.WrkResult:
+    return max(runs, key=lambda r: r.rps)
+
+
+def _start_bare(loop: str, log_dir: Path) -> tuple[Proc, str]:
+    port = free_port()
+    proc = start_module(f"bare-{loop}", ["bench.bare", "--port", str(port), "--loop", loop], log_dir)
+    base = f"http://127.0.0.1:{port}"
+    wait_http(proc, f"{base}/noop")
+    pin(proc.pid, SERVER_CPU)
+    return proc, base
+
+
+def run(cfg: BenchConfig, log_dir: Path) -> dict[str, Any]:
+    if not wrk.available():
+        return {"skipped": "wrk is not installed (apt-get install wrk)"}
+    work = log_dir / "wrk"
+    bare = {loop: _start_bare(loop, log_dir) for loop in ("asyncio", "uvloop")}
+    try:
+        with app_stack(log_dir / "ingest-stack") as (stack, world):
+            ingest_pid = stack.procs["ingest"].pid
+            pin(ingest_pid, SERVER_CPU)
+            import random
+
+            body = dumps(event_batch(world, EVENTS_PER_BODY, random.Random(1), 0))
+            auth = {"Authorization": f"Bearer {world.api_key}", "Content-Type": "application/json"}
+            events_lua = wrk.script(work, "events", "POST", body, auth)
+            noop_post_lua = wrk.script(work, "noop_post", "POST", body, {"Content-Type": "application/json"})
+            link = f"{stack.ingest_url}/l/{world.link_codes[0]}"
+            contenders: dict[str, tuple[str, int, Path | None]] = {
+                "aiohttp_asyncio_noop": (f"{bare['asyncio'][1]}/noop", bare["asyncio"][0].pid, None),
+                "aiohttp_uvloop_noop": (f"{bare['uvloop'][1]}/noop", bare["uvloop"][0].pid, None),
+                "ingest_redirect": (link, ingest_pid, None),
+                "aiohttp_uvloop_noop_post100": (f"{bare['uvloop'][1]}/noop", bare["uvloop"][0].pid, noop_post_lua),
+                "ingest_events100": (f"{stack.ingest_url}/v1/events", ingest_pid, events_lua),
+            }
+            # warm-up (JIT-free Python, but connection pools, Kafka metadata, setup replica)
+            for url, pid, lua in contenders.values():
+                wrk.run(url, pid, duration_s=1, connections=cfg.wrk_connections, lua=lua)
+            runs: dict[str, list[wrk.WrkResult]] = {k: [] for k in contenders}
+            for _ in range(cfg.rounds):
+                for name, (url, pid, lua) in contenders.items():
+                    runs[name].append(wrk.run(url, pid, duration_s=cfg.wrk_seconds,
+                                              connections=cfg.wrk_connections, lua=lua))
+                    time.sleep(0.5)
+            best = {k: _best(v) for k, v in runs.items()}
+            half: dict[str, Any] = {}
+            conns = max(4, cfg.wrk_connections // 4)
+            for name, (url, pid, lua_base) in (("ingest_redirect", contenders["ingest_redirect"]),
+                                               ("ingest_events100", contenders["ingest_events100"])):
+                target = best[name].rps / 2
+                delay_ms = conns / target * 1000 if target > 0 else 0
+                if lua_base is None:
+                    lua = wrk.script(work, f"{name}_half", "GET", None, None, delay_ms)
+                else:
+                    lua = wrk.script(work, f"{name}_half", "POST", body, auth, delay_ms)
+                r = wrk.run(url, pid, duration_s=cfg.wrk_seconds, connections=conns, lua=lua)
+                half[name] = {"target_rps": round(target, 1), **r.as_dict()}
+    finally:
+        for proc, _ in bare.values():
+            proc.stop()
+
+    red, ev = best["ingest_redirect"], best["ingest_events100"]
+    base_uv, base_asy = best["aiohttp_uvloop_noop"], best["aiohttp_asyncio_noop"]
+    return {
+        "rps": round(red.rps, 1),
+        "baseline_rps": round(base_uv.rps, 1),
+        "aiohttp_baseline_rps": round(base_asy.rps, 1),
+        "p50_ms": red.p50_ms,
+        "p99_ms": red.p99_ms,
+        "p99_half_load_ms": half["ingest_redirect"]["p99_ms"],
+        "events_rps": round(ev.rps, 1),
+        "events_per_s": round(ev.rps * EVENTS_PER_BODY, 1),
+        "events_p99_ms": ev.p99_ms,
+        "events_p99_half_load_ms": half["ingest_events100"]["p99_ms"],
+        "events_baseline_rps": round(best["aiohttp_uvloop_noop_post100"].rps, 1),
+        "cpu_us_per_req": round(red.cpu_us_per_req, 1),
+        "baseline_cpu_us_per_req": round(base_uv.cpu_us_per_req, 1),
+        "aiohttp_baseline_cpu_us_per_req": round(base_asy.cpu_us_per_req, 1),
+        "events_cpu_us_per_req": round(ev.cpu_us_per_req, 1),
+        "connections": cfg.wrk_connections,
+        "runs": {k: [r.as_dict() for r in v] for k, v in runs.items()},
+        "half_load": half,
+    }
