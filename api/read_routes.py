@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import hmac
 import time
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Hashable, Mapping
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -26,9 +26,7 @@ from api.auth import authenticate, require_role
 from api.context import ApiContext
 from api.errors import ApiError
 from api.stores import Ledger, LiveHub, LiveReader, _TermsCache, order_state
-from liveledger.domain.commission import OrderState
-from liveledger.domain.payouts import PayoutItem
-from liveledger.domain.status import EarningsTotals, earnings_by, earnings_totals
+from liveledger.domain.status import EarningsTotals, earnings_grouped, totals_by_currency
 from liveledger.setup_state import Principal
 
 router = APIRouter(tags=["reading"])
@@ -267,9 +265,7 @@ def _row(t: EarningsTotals) -> dict[str, Any]:
             "commission": t.commission.as_dict()}
 
 
-def _grouped(states: list[OrderState], items: list[PayoutItem], as_of: datetime, name: str,
-             key: Callable[[OrderState], K | None]) -> list[dict[str, Any]]:
-    grouped = earnings_by(states, items, as_of, key)
+def _grouped(grouped: Mapping[tuple[Any, str], EarningsTotals], name: str) -> list[dict[str, Any]]:
     rows = [{name: k, **_row(t)} for (k, _cur), t in grouped.items() if k is not None]
     rows.sort(key=lambda r: (str(r[name]), str(r["currency"])))
     return rows
@@ -288,16 +284,20 @@ async def creator_earnings(ledger: Ledger, creator_id: str, since: datetime | No
     states = [order_state(o, cache) for o in orders if o.creator_id == creator_id and inside(o.occurred_at)]
     if since is not None or until is not None:
         items = [i for i in items if inside(order_time.get((i.brand_id, i.order_id), i.paid_at))]
-    totals = earnings_totals(states, items, as_of)
+    grouped = earnings_grouped(states, items, as_of, {
+        "total": lambda _s: 0,
+        "campaign": lambda s: s.campaign_id,
+        "stream": lambda s: s.stream_id if s.attribution.kind == "click" else None,
+    })
+    totals = totals_by_currency(grouped["total"])
     return {
         "creator_id": creator_id,
         "from": iso(since) if since else None,
         "to": iso(until) if until else None,
         "as_of": iso(as_of),
         "currencies": [_row(totals[c]) for c in sorted(totals)],
-        "by_campaign": _grouped(states, items, as_of, "campaign_id", lambda s: s.campaign_id),
-        "by_stream": _grouped(states, items, as_of, "stream_id",
-                              lambda s: s.stream_id if s.attribution.kind == "click" else None),
+        "by_campaign": _grouped(grouped["campaign"], "campaign_id"),
+        "by_stream": _grouped(grouped["stream"], "stream_id"),
     }
 
 

@@ -20,10 +20,10 @@ the hold clock and selects which payout batches have happened.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from liveledger.domain.attribution import require_utc
 from liveledger.domain.commission import OrderState
@@ -156,11 +156,22 @@ def earnings_by(
 
     Orphan payout items (no matching state, see module docstring) are grouped under key ``None``.
     """
+    return earnings_grouped(states, payouts_included, as_of, {"k": key})["k"]
+
+
+def earnings_grouped(
+    states: Iterable[OrderState],
+    payouts_included: Iterable[PayoutItem],
+    as_of: datetime,
+    keys: Mapping[str, Callable[[OrderState], Any]],
+) -> dict[str, dict[tuple[Any, str], EarningsTotals]]:
+    """:func:`earnings_by` for several groupings at once: each order's breakdown is computed once
+    and added to every grouping (``name -> {(key, currency): totals}``)."""
     paid = paid_by_order(payouts_included, as_of)
-    totals: dict[tuple[K | None, str], EarningsTotals] = {}
+    out: dict[str, dict[tuple[Any, str], EarningsTotals]] = {name: {} for name in keys}
     seen: set[tuple[str, str, str]] = set()
 
-    def add(group: tuple[K | None, str], row: EarningsTotals) -> None:
+    def add(group: tuple[Any, str], row: EarningsTotals, totals: dict[tuple[Any, str], EarningsTotals]) -> None:
         prev = totals.get(group)
         totals[group] = row if prev is None else prev + row
 
@@ -173,25 +184,31 @@ def earnings_by(
         seen.add(okey)
         paid_minor = paid[okey][1] if okey in paid else 0
         row = EarningsTotals(state.currency, 1, state.net_minor, order_breakdown(state, paid_minor, as_of))
-        add((key(state), state.currency), row)
+        for name, key in keys.items():
+            add((key(state), state.currency), row, out[name])
     for okey, (currency, paid_minor) in sorted(paid.items()):
         if okey in seen:
             continue
         orphan = CommissionBreakdown(pending=0, approved=-paid_minor, paid=paid_minor, reversed=0)
-        add((None, currency), EarningsTotals(currency, 0, 0, orphan))
-    return totals
+        for name in keys:
+            add((None, currency), EarningsTotals(currency, 0, 0, orphan), out[name])
+    return out
+
+
+def totals_by_currency(grouped: Mapping[tuple[Any, str], EarningsTotals]) -> dict[str, EarningsTotals]:
+    """Collapse a grouping to one :class:`EarningsTotals` per currency."""
+    out: dict[str, EarningsTotals] = {}
+    for (_k, currency), row in grouped.items():
+        prev = out.get(currency)
+        out[currency] = row if prev is None else prev + row
+    return out
 
 
 def earnings_totals(
     states: Iterable[OrderState], payouts_included: Iterable[PayoutItem], as_of: datetime
 ) -> dict[str, EarningsTotals]:
     """Earnings per currency (orders, net, commission breakdown)."""
-    grouped = earnings_by(states, payouts_included, as_of, lambda _s: 0)
-    out: dict[str, EarningsTotals] = {}
-    for (_k, currency), row in grouped.items():
-        prev = out.get(currency)
-        out[currency] = row if prev is None else prev + row
-    return out
+    return totals_by_currency(earnings_by(states, payouts_included, as_of, lambda _s: 0))
 
 
 def commission_breakdown(

@@ -14,11 +14,13 @@ from liveledger.domain.status import (
     approves_at,
     commission_breakdown,
     earnings_by,
+    earnings_grouped,
     earnings_totals,
     is_pending,
     order_breakdown,
     order_status,
     paid_by_order,
+    totals_by_currency,
 )
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -252,3 +254,9 @@ def test_random_breakdown_invariants() -> None:
             for p in parts:
                 total = total + p
             assert total == row2.commission
+        # several groupings in one pass = each grouping on its own
+        keys = {"campaign": lambda s: s.campaign_id, "stream": lambda s: s.stream_id, "all": lambda _s: 0}
+        together = earnings_grouped(states, items, as_of, keys)
+        for name, key in keys.items():
+            assert together[name] == earnings_by(states, items, as_of, key)
+        assert totals_by_currency(together["all"]) == earnings_totals(states, items, as_of)
