@@ -71,7 +71,10 @@ def run(parts: list[str], cfg: BenchConfig, out: Path, quick: bool) -> dict[str,
               f"{ {k: v for k, v in res[key].items() if not isinstance(v, (dict, list))} }", flush=True)
     res["seconds"] = round(time.monotonic() - t0, 1)
     report.add_ratios(res)
-    (out / "results.json").write_bytes(orjson.dumps(res, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    data = orjson.dumps(res, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    (out / "results.json").write_bytes(data)
+    # The agreed location, beside the package; bench/out/ keeps the logs, table and plots.
+    (Path(__file__).resolve().parent / "results.json").write_bytes(data)
     (out / "results.md").write_text(report.markdown(res))
     try:
         res_plots = report.plots(res, out)
