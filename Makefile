@@ -39,6 +39,9 @@ test: up ## install, start the stack, run the whole test suite
 	if [ -n "$$PYTEST_RC_FILE" ]; then echo $$rc > "$$PYTEST_RC_FILE"; fi; \
 	if [ $$rc -eq 5 ]; then echo "pytest ran no tests" >&2; fi; exit $$rc
 
+chaos: up ## fault tests only (kill -9 of worker and sink, workers joining and leaving)
+	@$(PY) -m pytest -m chaos
+
 test-fast: ## unit tests only (no services)
 	@$(PY) -m pytest -m "not kafka and not redis and not clickhouse and not e2e"
 

@@ -1,4 +1,4 @@
-"""``python -m streams worker``: the Faust worker (ledger agent + live-counter consumer)."""
+"""``python -m streams worker``: the Faust worker hosting the ledger consumer and the live-counter consumer."""
 
 from __future__ import annotations
 

@@ -76,6 +76,18 @@ def offsets(p: str, consumer: str) -> str:
     return f"{p}:offsets:{consumer}"
 
 
+def ledger_state(p: str, partition: int, table: str) -> str:
+    """HASH ``<brand_id>:<id>`` → JSON: the ledger consumer's state of one source partition, one hash per
+    table (``clicks``, ``orders``, ``waiting``, ``seen``; layouts in :mod:`streams.ledger`)."""
+    return f"{p}:lstate:{partition}:{table}"
+
+
+def ledger_outbox(p: str, partition: int) -> str:
+    """LIST of JSON records (ledger facts, dead letters) committed with the partition's last step and
+    not yet known to be in Kafka; re-sent by whoever owns the partition next."""
+    return f"{p}:loutbox:{partition}"
+
+
 def stats(p: str) -> str:
     """HASH of counters: events_received/accepted/deduplicated/dead_lettered, orders_*, refunds_*,
     ``dlq|<reason>``, dlq_records."""

@@ -75,6 +75,8 @@ class LiveConsumer:
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            session_timeout_ms=10_000,  # a kill -9'd worker's partitions move after ~10 s
+            heartbeat_interval_ms=2_000,
             fetch_max_wait_ms=100,
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )

@@ -65,12 +65,9 @@ redis.call('HSET', offkey, b.tp, b.last)
 return {dups, 0}
 """
 
-LEDGER_FLUSH = r"""
-local b = cjson.decode(ARGV[1])
-local p = b.p
-local offkey = p .. ':offsets:' .. b.c
-local cur = redis.call('HGET', offkey, b.tp)
-if cur and tonumber(cur) >= tonumber(b.first) then return {-1} end
+# Shared by LEDGER_FLUSH and LEDGER_STEP: apply order snapshots (newer version only), replacing the old
+# contribution of the order by the new one in every aggregate. Expects ``p`` and ``b`` (with ``snaps``).
+_LEDGER_APPLY = r"""
 local touched = {}
 local function hinc(k, f, n) if n ~= 0 then redis.call('HINCRBY', k, f, n) end end
 local function apply(s, sign)
@@ -116,6 +113,9 @@ for _, s in ipairs(b.snaps) do
     redis.call('SET', ok, cjson.encode(s))
   end
 end
+"""
+
+_LEDGER_FINISH = r"""
 local sk = p .. ':stats'
 for f, n in pairs(b.st) do redis.call('HINCRBY', sk, f, n) end
 local out = {}
@@ -123,6 +123,54 @@ for s, _ in pairs(touched) do
   redis.call('HSET', p .. ':live:' .. s .. ':counts', 'updated_at', b.now)
   out[#out + 1] = s
 end
+"""
+
+LEDGER_FLUSH = r"""
+local b = cjson.decode(ARGV[1])
+local p = b.p
+local offkey = p .. ':offsets:' .. b.c
+local cur = redis.call('HGET', offkey, b.tp)
+if cur and tonumber(cur) >= tonumber(b.first) then return {-1} end
+""" + _LEDGER_APPLY + _LEDGER_FINISH + r"""
 redis.call('HSET', offkey, b.tp, b.last)
 return out
+"""
+
+# Check the fences this member loaded (compare-and-set) for every topic-partition of the step; abort
+# with {-1, tp, stored} if one moved (another member owns the partition now). Shared by the ledger
+# consumer's step and outbox scripts. ``b.fences`` = {"<topic>:<partition>": [expected, new]},
+# expected -1 = no fence stored yet.
+_FENCE_CHECK = r"""
+local offkey = p .. ':offsets:' .. b.c
+for tp, f in pairs(b.fences) do
+  local cur = redis.call('HGET', offkey, tp)
+  local n = -1
+  if cur then n = tonumber(cur) end
+  if n ~= tonumber(f[1]) then return {-1, tp, n} end
+end
+"""
+
+LEDGER_STEP = r"""
+-- One ledger step for one source partition (streams/ledger_consumer.py), atomically:
+-- fence CAS, state HSET/HDEL, order snapshot contributions, stats, outbox RPUSH, new fences.
+local b = cjson.decode(ARGV[1])
+local p = b.p
+""" + _FENCE_CHECK + r"""
+local sp = p .. ':lstate:' .. b.part .. ':'
+for _, e in ipairs(b.set) do redis.call('HSET', sp .. e[1], e[2], e[3]) end
+for _, e in ipairs(b.del) do redis.call('HDEL', sp .. e[1], e[2]) end
+""" + _LEDGER_APPLY + _LEDGER_FINISH + r"""
+local ob = p .. ':loutbox:' .. b.part
+for i = 1, #b.outbox, 1000 do redis.call('RPUSH', ob, unpack(b.outbox, i, math.min(i + 999, #b.outbox))) end
+for tp, f in pairs(b.fences) do redis.call('HSET', offkey, tp, f[2]) end
+return {1, out}
+"""
+
+OUTBOX_CLEAR = r"""
+-- DEL the partition's outbox if the fences are still the ones this member holds ([expected, _]).
+local b = cjson.decode(ARGV[1])
+local p = b.p
+""" + _FENCE_CHECK + r"""
+redis.call('DEL', p .. ':loutbox:' .. b.part)
+return {1}
 """

@@ -1,4 +1,5 @@
-"""Redis I/O of the live state: the two fenced flush scripts and coalesced change notifications."""
+"""Redis I/O of the live state: the fenced flush scripts, the ledger consumer's partition state and
+step, and coalesced change notifications."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streams import keys
-from streams.lua import LEDGER_FLUSH, LIVE_FLUSH
+from streams.ledger_state import TABLES, PartitionState
+from streams.lua import LEDGER_FLUSH, LEDGER_STEP, LIVE_FLUSH, OUTBOX_CLEAR
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,84 @@ class LiveStore:
     async def fence(self, consumer: str, topic: str, partition: int) -> int | None:
         raw = await self.client.hget(keys.offsets(self.prefix, consumer), f"{topic}:{partition}")
         return int(raw) if raw is not None else None
+
+
+class Fenced(Exception):
+    """The stored fence of ``tp`` is ``stored``, not the one this member loaded: it lost the partition."""
+
+    def __init__(self, tp: str, stored: int) -> None:
+        super().__init__(f"{tp} fenced at {stored}")
+        self.tp = tp
+        self.stored = stored
+
+
+async def _retry(call: Any) -> Any:
+    delay = 0.1
+    while True:
+        try:
+            return await call()
+        except TRANSIENT as exc:
+            log.warning("redis unavailable (%s); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+class LedgerStore:
+    """The ledger consumer's Redis side: per-partition state hashes, fences (CAS) and the outbox.
+
+    A retried step whose first attempt did run (reply lost) is refused by the fence check, and the
+    caller reloads the partition from Redis -- which then holds exactly that step's result.
+    """
+
+    CONSUMER = "ledger"
+
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self._step = client.register_script(LEDGER_STEP)
+        self._clear = client.register_script(OUTBOX_CLEAR)
+
+    def state_key(self, partition: int, table: str) -> str:
+        return keys.ledger_state(self.prefix, partition, table)
+
+    async def load(self, partition: int, topics: list[str]) -> PartitionState:
+        fields = [f"{t}:{partition}" for t in topics]
+
+        async def call() -> list[Any]:
+            async with self.client.pipeline(transaction=True) as pipe:
+                for table in TABLES:
+                    pipe.hgetall(self.state_key(partition, table))
+                pipe.hmget(keys.offsets(self.prefix, self.CONSUMER), fields)
+                return await pipe.execute()
+
+        res = await _retry(call)
+        hashes = dict(zip(TABLES, res[:len(TABLES)], strict=True))
+        fences = {f: int(v) if v is not None else -1 for f, v in zip(fields, res[-1], strict=True)}
+        return PartitionState.from_redis(partition, hashes, fences)
+
+    async def step(self, arg: dict[str, Any]) -> list[str]:
+        """Apply one step (:data:`streams.lua.LEDGER_STEP`) → streams whose counters changed.
+        Raises :class:`Fenced` when the stored fences are not ``arg["fences"][tp][0]``."""
+        payload = orjson.dumps({"p": self.prefix, "c": self.CONSUMER, **arg})
+        res = await _retry(lambda: self._step(keys=[], args=[payload]))
+        if int(res[0]) < 0:
+            raise Fenced(_text(res[1]), int(res[2]))
+        return [_text(r) for r in res[1]]
+
+    async def outbox(self, partition: int) -> list[bytes]:
+        key = keys.ledger_outbox(self.prefix, partition)
+        return await _retry(lambda: self.client.lrange(key, 0, -1))  # type: ignore[no-any-return]
+
+    async def clear_outbox(self, partition: int, fences: dict[str, int]) -> bool:
+        """DEL the outbox if the fences are still ``fences`` (else another member took over)."""
+        payload = orjson.dumps({"p": self.prefix, "c": self.CONSUMER, "part": partition,
+                                "fences": {tp: [n, n] for tp, n in fences.items()}})
+        res = await _retry(lambda: self._clear(keys=[], args=[payload]))
+        return int(res[0]) > 0
+
+
+def _text(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
 
 
 class Notifier:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import subprocess
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,30 @@ async def test_pipeline_exact_once() -> None:
         kit.stop(sink)
 
 
+async def ledger_fences(settings: Settings) -> int:
+    """Sum of the ledger consumer's Redis offset fences (grows while a worker applies records)."""
+    r: Any = aioredis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        return sum(int(v) + 1 for v in (await r.hgetall(f"{settings.topic_prefix}:offsets:ledger")).values())
+    finally:
+        await r.aclose()
+
+
+async def until_processing(settings: Settings, worker: subprocess.Popen[bytes], since: int,
+                           timeout: float = 40) -> int:
+    """Wait until ``worker`` owns partitions (its log says so) and records are applied (the fences pass
+    ``since``), so a kill lands on a worker that is doing work, not on one still joining the group."""
+    mark = f"[{worker.pid}] [INFO] ledger consumer: partitions assigned".encode()
+
+    async def moved() -> int:
+        if mark not in _log(settings, "worker").read_bytes():
+            return 0
+        now = await ledger_fences(settings)
+        return now if now > since else 0
+    return int(await kit.wait_for(moved, timeout=timeout, interval=0.1))
+
+
+@pytest.mark.chaos
 async def test_kill9_worker_and_sink_mid_run_and_second_worker() -> None:
     settings = kit.fresh_settings()
     w = dataset.build(seed=2, n_chunks=8)
@@ -207,11 +232,13 @@ async def test_kill9_worker_and_sink_mid_run_and_second_worker() -> None:
     worker = kit.spawn(settings, "streams", "worker", log=_log(settings, "worker"))
     sink = kit.spawn(settings, "consumers", "clickhouse", log=_log(settings, "sink"))
     second = None
+    fences = 0
     try:
         for i, chunk in enumerate(w.chunks):
             produce = asyncio.create_task(kit.produce(settings, chunk))
             await asyncio.sleep(rng.uniform(0.5, 2.5))
-            if i in (1, 3, 5):  # kill -9 the worker mid-run, restart it
+            if i in (1, 3, 5):  # kill -9 the worker mid-run (once it is applying records), restart it
+                fences = await until_processing(settings, worker, fences)
                 kit.kill9(worker)
                 worker = kit.spawn(settings, "streams", "worker", log=_log(settings, "worker"))
             if i in (2, 4, 6):  # kill -9 the sink mid-run, restart it

@@ -116,7 +116,7 @@ async def drain(settings: Settings, timeout: float) -> None:
     (the worker writes the ledger topic, so its end moves until the worker is done)."""
     prefix = settings.topic_prefix
     groups = {
-        f"{prefix}-liveledger": ("events", "orders"),
+        f"{prefix}-liveledger-ledger": ("events", "orders"),
         f"{prefix}-liveledger-live": ("events",),
         f"{prefix}-liveledger-clickhouse": ("events", "ledger", "dlq"),
     }

@@ -1,0 +1,84 @@
+"""The ledger consumer's Redis step against a real Redis: fence compare-and-set, state, outbox."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from liveledger.settings import Settings
+from streams.ledger_consumer import outbox_entry
+from streams.redis_state import Fenced, LedgerStore
+from tests.streams import kit
+
+pytestmark = pytest.mark.redis
+
+TOPICS = ["x.events", "x.orders"]
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[LedgerStore]:
+    settings: Settings = kit.fresh_settings()
+    client = aioredis.from_url(settings.redis_url)
+    yield LedgerStore(client, settings.topic_prefix)
+    keys = await client.keys(f"{settings.topic_prefix}:*")
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+def step(fences: dict[str, list[int]], *, sets: list[list[str]] | None = None, net: int = 1000,
+         version: int = 1, outbox: list[str] | None = None) -> dict[str, Any]:
+    snap = {"brand_id": "b1", "order_id": "o1", "version": version, "currency": "USD", "net_minor": net,
+            "commission_minor": net // 10, "reversed_minor": 0, "via": "click", "creator_id": "cr1",
+            "stream_id": "s1", "skus": ["p1"]}
+    return {"part": 0, "fences": fences, "set": sets or [], "del": [], "snaps": [snap],
+            "st": {"orders_accepted": 1}, "outbox": outbox or [], "now": 1}
+
+
+async def test_step_writes_state_effects_outbox_and_fences_atomically(store: LedgerStore) -> None:
+    first = await store.load(0, TOPICS)
+    assert first.fences == {"x.events:0": -1, "x.orders:0": -1} and not first.tables["orders"]
+    entry = outbox_entry("x.ledger", 0, b"b1", b'{"kind":"order"}')
+    touched = await store.step(step({"x.events:0": [-1, 4], "x.orders:0": [-1, 9]},
+                                    sets=[["orders", "b1:o1", '{"version": 1}']], outbox=[entry]))
+    assert touched == ["s1"]
+    loaded = await store.load(0, TOPICS)
+    assert loaded.fences == {"x.events:0": 4, "x.orders:0": 9}
+    assert dict(loaded.tables["orders"]) == {"b1:o1": {"version": 1}}
+    assert await store.outbox(0) == [entry.encode()]
+    earnings = await store.client.hgetall(f"{store.prefix}:creator:cr1:earnings")
+    assert earnings[b"USD|net_minor"] == b"1000"
+    # the outbox is cleared only by a member holding the current fences
+    assert not await store.clear_outbox(0, {"x.events:0": 4, "x.orders:0": 8})
+    assert await store.clear_outbox(0, loaded.fences)
+    assert await store.outbox(0) == []
+
+
+async def test_a_stale_member_is_refused_and_changes_nothing(store: LedgerStore) -> None:
+    # members A and B both loaded partition 0 at fences (-1, -1); B wins the partition and steps first
+    await store.step(step({"x.events:0": [-1, 4], "x.orders:0": [-1, 9]},
+                          sets=[["orders", "b1:o1", '{"by": "B"}']]))
+    before = {k: await store.client.hgetall(k) for k in (
+        f"{store.prefix}:creator:cr1:earnings", f"{store.prefix}:stats", f"{store.prefix}:offsets:ledger")}
+    # A (a zombie after the rebalance) tries to write its own version of the same offsets
+    with pytest.raises(Fenced) as refused:
+        await store.step(step({"x.events:0": [-1, 6], "x.orders:0": [-1, 9]}, net=5,
+                              sets=[["orders", "b1:o1", '{"by": "A"}']],
+                              outbox=[outbox_entry("x.ledger", 0, b"b1", b"A")]))
+    assert (refused.value.tp, refused.value.stored) in {("x.events:0", 4), ("x.orders:0", 9)}
+    # one matching fence is not enough: both must be the loaded ones
+    with pytest.raises(Fenced):
+        await store.step(step({"x.events:0": [4, 6], "x.orders:0": [-1, 12]}))
+    after = {k: await store.client.hgetall(k) for k in before}
+    assert after == before
+    loaded = await store.load(0, TOPICS)
+    assert dict(loaded.tables["orders"]) == {"b1:o1": {"by": "B"}}
+    assert await store.outbox(0) == []
+    # after reloading, A holds the current fences and may step again
+    await store.step(step({"x.events:0": [4, 6], "x.orders:0": [9, 9]}, version=2, net=400))
+    assert (await store.load(0, TOPICS)).fences == {"x.events:0": 6, "x.orders:0": 9}
+    earnings = await store.client.hgetall(f"{store.prefix}:creator:cr1:earnings")
+    assert (earnings[b"USD|orders"], earnings[b"USD|net_minor"]) == (b"1", b"400")
