@@ -8,15 +8,17 @@ past" checks use the record's own ``received_at`` (not the wall clock) so a repl
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+# The same id, currency and amount rules as the HTTP edge (schemas/): a record written to Kafka by
+# another producer is held to the contract too.
+from schemas.ids import is_valid_id
+from schemas.money import CURRENCY_EXPONENTS, MAX_MINOR, MAX_QUANTITY
+
 FUTURE_MS = 5 * 60 * 1000
 PAST_MS = 400 * 24 * 3600 * 1000
 VIEW_ACTIONS = frozenset({"join", "heartbeat", "leave"})
@@ -120,7 +122,7 @@ def _id(obj: dict[str, Any], field: str, *, optional: bool = False) -> str | Non
         if optional:
             return None
         raise InvalidRecord("missing_field", field)
-    if not isinstance(value, str) or not ID_RE.match(value):
+    if not isinstance(value, str) or not is_valid_id(value):
         raise InvalidRecord("invalid_id", field)
     return value
 
@@ -131,11 +133,12 @@ def _req_id(obj: dict[str, Any], field: str) -> str:
     return value
 
 
-def _int(obj: dict[str, Any], field: str, *, minimum: int = 0, default: int | None = None) -> int:
+def _int(obj: dict[str, Any], field: str, *, minimum: int = 0, maximum: int = MAX_MINOR,
+         default: int | None = None) -> int:
     value = obj.get(field, default)
     if value is None:
         raise InvalidRecord("missing_field", field)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
         raise InvalidRecord("invalid_amount", field)
     return value
 
@@ -233,7 +236,7 @@ def _currency(obj: dict[str, Any], *, optional: bool = False) -> str | None:
     value = obj.get("currency")
     if value is None and optional:
         return None
-    if not isinstance(value, str) or not CURRENCY_RE.match(value):
+    if not isinstance(value, str) or value not in CURRENCY_EXPONENTS:
         raise InvalidRecord("invalid_currency", repr(value)[:16])
     return value
 
@@ -274,10 +277,13 @@ def parse_order_record(raw: bytes | None, key: bytes | None = None) -> Order | R
     for it in raw_items:
         if not isinstance(it, dict):
             raise InvalidRecord("invalid_item")
-        items.append(Item(_req_id(it, "sku"), _int(it, "quantity", minimum=1), _int(it, "unit_price_minor")))
+        quantity = _int(it, "quantity", minimum=1, maximum=MAX_QUANTITY)
+        items.append(Item(_req_id(it, "sku"), quantity, _int(it, "unit_price_minor")))
     coupon = obj.get("coupon_code")
-    if coupon is not None and (not isinstance(coupon, str) or not 0 < len(coupon) <= 128):
-        raise InvalidRecord("invalid_coupon")
+    if coupon is not None:
+        if not is_valid_id(coupon):
+            raise InvalidRecord("invalid_coupon")
+        coupon = coupon.upper()  # coupon codes compare case-insensitively (docs/setup.md)
     currency = _currency(obj)
     assert currency is not None
     return Order(

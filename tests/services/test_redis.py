@@ -27,7 +27,7 @@ async def r() -> AsyncIterator[aioredis.Redis]:
 async def prefix(r: aioredis.Redis) -> AsyncIterator[str]:
     p = f"test:{uuid.uuid4().hex}:"
     yield p
-    keys = [k async for k in r.scan_iter(match=p + "*")]
+    keys = [k async for k in r.scan_iter(match=p + "*", count=10_000)]
     if keys:
         await r.delete(*keys)
 

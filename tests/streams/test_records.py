@@ -57,12 +57,23 @@ def test_orders_and_refunds() -> None:
     ({"items": [{"sku": "p", "quantity": 1, "unit_price_minor": 1.5}]}, "invalid_amount"),
     ({"discount_minor": True}, "invalid_amount"), ({"type": "order.deleted"}, "unknown_event_type"),
     ({"order_id": ""}, "invalid_id"), ({"event_id": None}, "missing_field"),
+    # the contract's rules, as at the HTTP edge (schemas/), for records from other producers
+    ({"currency": "XYZ"}, "invalid_currency"), ({"order_id": "o1\n"}, "invalid_id"),
+    ({"order_id": "o\u0456"}, "invalid_id"), ({"discount_minor": 10**16}, "invalid_amount"),
+    ({"items": [{"sku": "p", "quantity": 10**7, "unit_price_minor": 1}]}, "invalid_amount"),
+    ({"coupon_code": "SAVE 10"}, "invalid_coupon"),
 ])
 def test_bad_orders(patch: dict[str, object], reason: str) -> None:
     obj = {**orjson.loads(kit.order("b1", "o1")), **patch}
     with pytest.raises(InvalidRecord) as exc:
         parse_order_record(orjson.dumps(obj))
     assert exc.value.reason == reason
+
+
+def test_coupon_codes_compare_upper_case() -> None:
+    obj = {**orjson.loads(kit.order("b1", "o1")), "coupon_code": "save10"}
+    order = parse_order_record(orjson.dumps(obj))
+    assert isinstance(order, Order) and order.coupon_code == "SAVE10"
 
 
 def test_clicks_in_batch_skips_everything_else() -> None:
