@@ -119,7 +119,7 @@ def attribute(order: dict[str, Any], click: dict[str, Any] | None, setup: SetupV
 def snapshot(state: dict[str, Any]) -> dict[str, Any]:
     """The order's ledger view (without version) from its state."""
     order, attr = state["order"], state["attr"]
-    refunded = sum(r["amount_minor"] for r in state["refunds"].values())
+    refunded = sum(r["amount_minor"] for r in state["refunds"].values() if refund_applies(r, order))
     gross = order["gross_minor"]
     net = max(0, gross - refunded)
     full = commission_minor(gross, attr["rate_bps"], attr["flat_minor"]) if attr["via"] else 0
@@ -146,6 +146,13 @@ def snapshot(state: dict[str, Any]) -> dict[str, Any]:
         "skus": order["skus"],
         "source": order["source"],
     }
+
+
+def refund_applies(refund: dict[str, Any], order: dict[str, Any]) -> bool:
+    """A refund in another currency than its order is never netted against it (amounts of different
+    currencies are never added); it is kept in the state, counted as ``refunds_currency_mismatch``."""
+    currency = refund.get("currency")
+    return currency is None or currency == order["currency"]
 
 
 def _publish(state: dict[str, Any], fx: Effects) -> dict[str, Any]:
@@ -207,7 +214,10 @@ def on_order(t: Tables, setup: SetupView, o: Order, src: str) -> Effects:
     state = {**state, "order": order, "src": src, "attr": attribute(order, click, setup)}
     state = _publish(state, fx)
     for rid, r in sorted(state["refunds"].items()):
-        fx.refunds.append(_refund_fact(o.brand_id, o.order_id, rid, r, o.currency))
+        if refund_applies(r, order):
+            fx.refunds.append(_refund_fact(o.brand_id, o.order_id, rid, r, o.currency))
+        else:
+            fx.count("refunds_currency_mismatch")
     t.orders[key] = state
     return fx
 
@@ -227,10 +237,12 @@ def on_refund(t: Tables, setup: SetupView, r: Refund, src: str) -> Effects:
         fx.count("refunds_accepted")
         if prior is None:
             refund = {"amount_minor": r.amount_minor, "occurred_ms": r.occurred_ms, "event_id": r.event_id,
-                      "src": src}
+                      "src": src, "currency": r.currency}
             state = {**state, "refunds": {**state["refunds"], r.refund_id: refund}}
         if state["order"] is None:
             fx.count("refunds_waiting")
+        elif not refund_applies(state["refunds"][r.refund_id], state["order"]):
+            fx.count("refunds_currency_mismatch")
         else:
             fx.refunds.append(_refund_fact(r.brand_id, r.order_id, r.refund_id, state["refunds"][r.refund_id],
                                            state["order"]["currency"]))

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import orjson
+
 from streams import ledger
 from streams.records import Event, Order, Refund, parse_event_batch, parse_order_record
 from tests.streams import kit
@@ -117,3 +119,28 @@ def test_ledger_facts_have_wire_times() -> None:
     snap = ledger.on_order(t, s, order("o1", at=kit.ago(days=1) - timedelta(0)), "o:0:0").snapshots[0]
     fact = ledger.ledger_fact_order(snap)
     assert fact["kind"] == "order" and fact["occurred_at"].endswith("Z") and "occurred_ms" not in fact
+
+
+def _refund_in(oid: str, rid: str, amount: int, currency: str) -> Refund:
+    obj = {**orjson.loads(kit.refund("b1", oid, rid, amount)), "currency": currency}
+    r = parse_order_record(orjson.dumps(obj))
+    assert isinstance(r, Refund)
+    return r
+
+
+def test_refund_in_another_currency_is_never_netted() -> None:
+    t, s = tables(), Setup()
+    ledger.on_order(t, s, order("o1"), "o:0:1")  # USD, 10000
+    fx = ledger.on_refund(t, s, _refund_in("o1", "r1", 4000, "EUR"), "o:0:2")
+    assert fx.stats["refunds_currency_mismatch"] == 1 and fx.refunds == []
+    assert fx.snapshots == [] or fx.snapshots[0]["net_minor"] == 10000
+    fx = ledger.on_refund(t, s, _refund_in("o1", "r2", 1000, "USD"), "o:0:3")
+    assert fx.snapshots[0]["net_minor"] == 9000 and len(fx.refunds) == 1
+
+
+def test_waiting_refund_in_another_currency_is_not_applied_when_the_order_arrives() -> None:
+    t, s = tables(), Setup()
+    ledger.on_refund(t, s, _refund_in("o1", "r1", 4000, "JPY"), "o:0:0")
+    fx = ledger.on_order(t, s, order("o1"), "o:0:1")
+    assert fx.snapshots[0]["net_minor"] == 10000 and fx.refunds == []
+    assert fx.stats["refunds_currency_mismatch"] == 1
