@@ -26,11 +26,11 @@ from mode import Service
 from liveledger.kafka import start_producer
 from liveledger.settings import Settings
 from liveledger.setup_state import SetupReplica
-from streams import ledger_consumer
 from streams.dlq import Headers
 from streams.ledger_consumer import LedgerConsumer
-from streams.live_consumer import LiveConsumer, run_forever
+from streams.live_consumer import LiveConsumer
 from streams.redis_state import LedgerStore, LiveStore, Notifier
+from streams.supervise import run_forever
 
 
 class HostBoot(BootStrategy):
@@ -90,8 +90,8 @@ def create_app(settings: Settings) -> faust.App:
                                 group_id=live_group(settings))
             led = LedgerConsumer(settings, LedgerStore(redis_client, settings.topic_prefix), replica, notifier,
                                  kafka, group_id=ledger_group(settings))
-            tasks.append(self.add_future(run_forever(live)))
-            tasks.append(self.add_future(ledger_consumer.run_forever(led)))
+            tasks.append(self.add_future(run_forever(live, "live consumer")))
+            tasks.append(self.add_future(run_forever(led, "ledger consumer")))
 
         async def on_stop(self) -> None:
             for task in tasks:  # consumers first: they leave their groups while the producer still runs

@@ -340,15 +340,3 @@ class LedgerConsumer:
                          self._records / (now - self._last_log))
             self._records = self._steps = 0
             self._last_log = now
-
-
-async def run_forever(consumer: LedgerConsumer) -> None:
-    """Restart the loop after unexpected errors (state is reloaded from Redis on the new assignment)."""
-    while True:
-        try:
-            await consumer.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("ledger consumer crashed; restarting in 1s")
-            await asyncio.sleep(1)

@@ -9,7 +9,6 @@ assignment we seek to ``fence + 1``. Kafka offsets are committed too, for lag mo
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -153,15 +152,3 @@ class LiveConsumer:
                          self._events / dt)
             self._events = self._flushes = 0
             self._last_log = now
-
-
-async def run_forever(consumer: LiveConsumer) -> None:
-    """Restart the loop after unexpected errors instead of dying silently."""
-    while True:
-        try:
-            await consumer.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("live consumer crashed; restarting in 1s")
-            await asyncio.sleep(1)
