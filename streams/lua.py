@@ -65,7 +65,7 @@ redis.call('HSET', offkey, b.tp, b.last)
 return {dups, 0}
 """
 
-# Shared by LEDGER_FLUSH and LEDGER_STEP: apply order snapshots (newer version only), replacing the old
+# Used by LEDGER_STEP: apply order snapshots (newer version only), replacing the old
 # contribution of the order by the new one in every aggregate. Expects ``p`` and ``b`` (with ``snaps``).
 _LEDGER_APPLY = r"""
 local touched = {}
@@ -125,16 +125,6 @@ for s, _ in pairs(touched) do
 end
 """
 
-LEDGER_FLUSH = r"""
-local b = cjson.decode(ARGV[1])
-local p = b.p
-local offkey = p .. ':offsets:' .. b.c
-local cur = redis.call('HGET', offkey, b.tp)
-if cur and tonumber(cur) >= tonumber(b.first) then return {-1} end
-""" + _LEDGER_APPLY + _LEDGER_FINISH + r"""
-redis.call('HSET', offkey, b.tp, b.last)
-return out
-"""
 
 # Check the fences this member loaded (compare-and-set) for every topic-partition of the step; abort
 # with {-1, tp, stored} if one moved (another member owns the partition now). Shared by the ledger

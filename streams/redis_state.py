@@ -17,7 +17,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streams import keys
 from streams.ledger_state import TABLES, PartitionState
-from streams.lua import LEDGER_FLUSH, LEDGER_STEP, LIVE_FLUSH, OUTBOX_CLEAR
+from streams.lua import LEDGER_STEP, LIVE_FLUSH, OUTBOX_CLEAR
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,6 @@ class LiveStore:
         self.client = client
         self.prefix = prefix
         self._live = client.register_script(LIVE_FLUSH)
-        self._ledger = client.register_script(LEDGER_FLUSH)
 
     async def _call(self, script: Any, arg: dict[str, Any]) -> Any:
         payload = orjson.dumps(arg)
@@ -54,13 +53,6 @@ class LiveStore:
         if int(res[0]) < 0:
             return False, int(res[1])
         return True, int(res[0])
-
-    async def apply_ledger(self, arg: dict[str, Any]) -> list[str] | None:
-        """→ streams whose counters changed, or None when the offset was already applied."""
-        res = await self._call(self._ledger, arg)
-        if res and not isinstance(res[0], (bytes, str)) and int(res[0]) < 0:
-            return None
-        return [r.decode() if isinstance(r, bytes) else str(r) for r in res]
 
     async def fence(self, consumer: str, topic: str, partition: int) -> int | None:
         raw = await self.client.hget(keys.offsets(self.prefix, consumer), f"{topic}:{partition}")

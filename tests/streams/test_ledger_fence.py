@@ -82,3 +82,23 @@ async def test_a_stale_member_is_refused_and_changes_nothing(store: LedgerStore)
     assert (await store.load(0, TOPICS)).fences == {"x.events:0": 6, "x.orders:0": 9}
     earnings = await store.client.hgetall(f"{store.prefix}:creator:cr1:earnings")
     assert (earnings[b"USD|orders"], earnings[b"USD|net_minor"]) == (b"1", b"400")
+
+
+async def test_order_snapshots_apply_deltas_by_version(store: LedgerStore) -> None:
+    """Snapshots replace the order's previous contribution, and only a newer version does."""
+
+    def snap_step(fence: int, version: int, net: int, creator: str) -> dict[str, Any]:
+        arg = step({"x.events:0": [-1, -1], "x.orders:0": [fence - 1, fence]}, net=net, version=version)
+        arg["snaps"][0]["creator_id"] = creator
+        arg["st"] = {}
+        return arg
+
+    assert await store.step(snap_step(0, 1, 1000, "cr1")) == ["s1"]
+    assert await store.step(snap_step(1, 1, 1000, "cr1")) == []  # same version again: no change
+    await store.step(snap_step(2, 2, 400, "cr2"))  # re-attributed and refunded
+    c1 = await store.client.hgetall(f"{store.prefix}:creator:cr1:earnings")
+    c2 = await store.client.hgetall(f"{store.prefix}:creator:cr2:earnings")
+    s1 = await store.client.hgetall(f"{store.prefix}:live:s1:counts")
+    assert c1[b"USD|orders"] == b"0" and c1[b"USD|net_minor"] == b"0"
+    assert (c2[b"USD|orders"], c2[b"USD|net_minor"], c2[b"USD|commission_minor"]) == (b"1", b"400", b"40")
+    assert (s1[b"orders"], s1[b"gmv|USD"]) == (b"1", b"400")

@@ -43,22 +43,3 @@ async def test_replayed_batch_is_fenced_and_duplicates_subtracted(store: LiveSto
     h = await store.client.hgetall(f"{store.prefix}:live:s1:counts")
     assert (h[b"views"], h[b"clicks"]) == (b"1", b"1")
     assert await store.fence("live", "x.events", 0) == 2
-
-
-async def test_order_snapshots_apply_deltas_by_version(store: LiveStore) -> None:
-    def arg(off: int, version: int, net: int, creator: str) -> dict[str, object]:
-        snap = {"brand_id": "b1", "order_id": "o1", "version": version, "currency": "USD", "net_minor": net,
-                "commission_minor": net // 10, "reversed_minor": 0, "via": "click", "creator_id": creator,
-                "stream_id": "s1", "skus": ["p1"]}
-        return {"p": store.prefix, "c": "ledger", "tp": "x.orders:0", "first": off, "last": off, "snaps": [snap],
-                "st": {}, "now": 1}
-    assert await store.apply_ledger(arg(0, 1, 1000, "cr1")) == ["s1"]
-    assert await store.apply_ledger(arg(0, 1, 1000, "cr1")) is None  # fenced
-    assert await store.apply_ledger(arg(1, 1, 1000, "cr1")) == []  # same version again: no change
-    await store.apply_ledger(arg(2, 2, 400, "cr2"))  # re-attributed and refunded
-    c1 = await store.client.hgetall(f"{store.prefix}:creator:cr1:earnings")
-    c2 = await store.client.hgetall(f"{store.prefix}:creator:cr2:earnings")
-    s1 = await store.client.hgetall(f"{store.prefix}:live:s1:counts")
-    assert c1[b"USD|orders"] == b"0" and c1[b"USD|net_minor"] == b"0"
-    assert (c2[b"USD|orders"], c2[b"USD|net_minor"], c2[b"USD|commission_minor"]) == (b"1", b"400", b"40")
-    assert (s1[b"orders"], s1[b"gmv|USD"]) == (b"1", b"400")
