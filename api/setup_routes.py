@@ -11,7 +11,6 @@ import secrets
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel
 
 from api.auth import authenticate, require_brand_access, require_role
 from api.context import ApiContext
@@ -169,7 +168,3 @@ async def create_stream(body: StreamCreate, request: Request,
         await _write(ctx, [(f"stream:{body.stream_id}", value)])
     return value
 
-
-class Health(BaseModel):
-    status: str
-    setup_records: int

@@ -182,6 +182,13 @@ def _seen(t: Tables, brand_id: str, event_id: str, ref: str, fx: Effects, kind: 
     return False
 
 
+def _order_state(t: Tables, key: str) -> dict[str, Any]:
+    """The order's state, or an empty one (no order yet: refunds may wait in it)."""
+    state: dict[str, Any] = t.orders.get(key) or {"order": None, "src": None, "refunds": {}, "version": 0,
+                                                 "snap": None, "attr": None}
+    return state
+
+
 def on_order(t: Tables, setup: SetupView, o: Order, src: str) -> Effects:
     """``src`` = "topic:partition:offset" of the record, so a replay is told apart from a duplicate."""
     fx = Effects()
@@ -189,8 +196,7 @@ def on_order(t: Tables, setup: SetupView, o: Order, src: str) -> Effects:
     if _seen(t, o.brand_id, o.event_id, f"o:{o.order_id}", fx, "orders"):
         return fx
     key = f"{o.brand_id}:{o.order_id}"
-    state: dict[str, Any] = t.orders.get(key) or {"order": None, "src": None, "refunds": {}, "version": 0,
-                                                 "snap": None, "attr": None}
+    state: dict[str, Any] = _order_state(t, key)
     if state["order"] is not None:
         if state["src"] != src:
             fx.count("orders_deduplicated")
@@ -228,8 +234,7 @@ def on_refund(t: Tables, setup: SetupView, r: Refund, src: str) -> Effects:
     if _seen(t, r.brand_id, r.event_id, f"r:{r.refund_id}", fx, "refunds"):
         return fx
     key = f"{r.brand_id}:{r.order_id}"
-    state: dict[str, Any] = t.orders.get(key) or {"order": None, "src": None, "refunds": {}, "version": 0,
-                                                 "snap": None, "attr": None}
+    state: dict[str, Any] = _order_state(t, key)
     prior = state["refunds"].get(r.refund_id)
     if prior is not None and prior["src"] != src:
         fx.count("refunds_deduplicated")
