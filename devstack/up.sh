@@ -50,7 +50,7 @@ start_kafka() {
         cluster_id="$("$PY" -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
         say "kafka      formatting storage (cluster id $cluster_id)"
         if ! java "@$kdir/jvm.args" "$log4j" kafka.tools.StorageTool format --standalone \
-            -t "$cluster_id" -c "$props" >>"$(logfile kafka)" 2>&1; then
+            --cluster-id="$cluster_id" -c "$props" >>"$(logfile kafka)" 2>&1; then
             echo "[devstack] ERROR: kafka storage format failed" >&2
             tail_log kafka
             exit 1
