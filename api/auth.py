@@ -1,49 +1,30 @@
-"""Bearer-key authentication and tenancy checks for the API."""
+"""The API's bearer-key dependency (rules in :mod:`liveledger.auth`: admin token or an issued key)."""
 
 from __future__ import annotations
 
-import hmac
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
-from api.errors import ApiError
-from liveledger.setup_state import Principal, SetupReplica
+from api.context import ctx_of
+from liveledger.auth import API_KEYS, authenticate_key
+from liveledger.auth import authenticate as authenticate_header
+from liveledger.setup_state import Principal
 
-
-def bearer(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "unauthorized", "missing bearer key", [{"field": "Authorization",
-                                                                     "reason": "expected 'Bearer <key>'"}],
-                       headers={"WWW-Authenticate": "Bearer"})
-    return token.strip()
+__all__ = ["AuthPrincipal", "authenticate", "principal_from_query_or_header"]
 
 
 async def authenticate(request: Request) -> Principal:
-    token = bearer(request)
-    ctx = request.app.state.ctx
-    if hmac.compare_digest(token.encode(), ctx.settings.admin_token.encode()):
-        return Principal(role="admin")
-    replica: SetupReplica = ctx.setup
-    principal = replica.state.principal(token)
-    if principal is None:
-        await replica.catch_up()
-        principal = replica.state.principal(token)
-    if principal is None:
-        raise ApiError(401, "unauthorized", "unknown API key", headers={"WWW-Authenticate": "Bearer"})
-    return principal
+    """``Authorization: Bearer <key>`` → principal, else 401 (with ``WWW-Authenticate: Bearer``)."""
+    return await authenticate_header(ctx_of(request).setup, request.headers.get("authorization"), API_KEYS)
 
 
-def require_role(principal: Principal, *roles: str) -> None:
-    if principal.role not in roles:
-        raise ApiError(403, "forbidden", f"this endpoint needs one of: {', '.join(roles)}")
+async def principal_from_query_or_header(request: Request, key: str | None) -> Principal:
+    """Bearer header, or ``?key=`` (EventSource cannot send headers; docs/api.md warns about logs).
+    An unknown query key is 401 without a ``WWW-Authenticate`` challenge (it was not a header)."""
+    if request.headers.get("authorization") or not key:
+        return await authenticate(request)
+    return await authenticate_key(ctx_of(request).setup, key, API_KEYS, challenge=False)
 
 
-def require_brand_access(principal: Principal, brand_id: str) -> None:
-    """Admin may act for any brand; a brand key only for itself."""
-    if principal.role == "admin":
-        return
-    if principal.role == "brand" and principal.brand_id == brand_id:
-        return
-    raise ApiError(403, "forbidden", "this key may not act for that brand")
+AuthPrincipal = Annotated[Principal, Depends(authenticate)]

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from fastapi import Request
 
 from liveledger.settings import Settings
 from liveledger.setup_state import SetupReplica
@@ -18,3 +19,8 @@ class ApiContext:
     setup: SetupReplica
     # Clients other route modules register at startup (redis, clickhouse, ...).
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+def ctx_of(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx

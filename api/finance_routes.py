@@ -15,14 +15,15 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from api.auth import authenticate, require_role
-from api.errors import ApiError
-from api.read_routes import check_window, ctx_of, iso, ledger_of, live_reader, parse_instant
+from api.auth import AuthPrincipal
+from api.context import ctx_of
+from api.read_routes import iso_or_none, ledger_of, live_reader, parse_instant, parse_window
 from api.stores import Ledger, LedgerOrder, StoredBatch, commission_version
+from liveledger.auth import require_role
 from liveledger.domain.attribution import DEFAULT_MIN_PAYOUT_MINOR
 from liveledger.domain.payouts import (
     CommissionVersion,
@@ -31,11 +32,12 @@ from liveledger.domain.payouts import (
     payout_id_for,
     plan_payout,
 )
+from liveledger.errors import ServiceError, conflict, invalid, not_found, payload_too_large
 from liveledger.setup_state import Principal
 from schemas.money import CURRENCY_EXPONENTS, format_minor
+from schemas.time import format_rfc3339
 
 router = APIRouter(tags=["finance"])
-AuthPrincipal = Annotated[Principal, Depends(authenticate)]
 _payout_lock = asyncio.Lock()
 
 _ONE_SECOND = timedelta(seconds=1)
@@ -94,7 +96,7 @@ def batch_json(b: StoredBatch) -> dict[str, Any]:
     return {
         "payout_id": b.payout_id,
         "period_end": b.period_end.isoformat(),
-        "created_at": iso(b.created_at),
+        "created_at": format_rfc3339(b.created_at),
         "lines": b.lines,
         "carried_over": b.carried_over,
         "totals": [{"currency": c, "amount_minor": v[0], "lines": v[1]} for c, v in sorted(totals.items())],
@@ -126,8 +128,8 @@ async def run_payout(request: Request, ledger: Ledger, period_end: date) -> tupl
             return existing, False
         latest = await ledger.latest_period_end()
         if latest is not None and latest > period_end:
-            raise ApiError(409, "conflict", f"a payout batch for {latest} exists; {period_end} would pay twice",
-                           [{"field": "period_end", "reason": f"must be after {latest}"}])
+            raise conflict(f"a payout batch for {latest} exists; {period_end} would pay twice", "period_end",
+                           f"must be after {latest}")
         rows, paid = await asyncio.gather(ledger.latest_before(payout_cutoff(period_end)), ledger.paid_items())
         campaigns = ctx_of(request).setup.state.campaigns
         versions: list[CommissionVersion] = []
@@ -137,7 +139,7 @@ async def run_payout(request: Request, ledger: Ledger, period_end: date) -> tupl
         try:
             plan = plan_payout(period_end, versions, paid)
         except PayoutSequenceError as exc:
-            raise ApiError(409, "conflict", str(exc)) from exc
+            raise conflict(str(exc)) from exc
         await ledger.store_batch(plan, uuid.uuid4().hex, datetime.now(UTC))
     stored = await ledger.batch(payout_id)  # the winner, should another process have raced us
     assert stored is not None
@@ -158,8 +160,7 @@ def _min_payout(campaigns: dict[str, dict[str, Any]], order: LedgerOrder) -> int
 async def post_payout(body: PayoutRequest, request: Request, principal: AuthPrincipal) -> Response:
     finance_only(principal)
     if body.period_end > datetime.now(UTC).date():
-        raise ApiError(422, "validation_failed", "period_end is in the future",
-                       [{"field": "period_end", "reason": "must not be after today (UTC)"}])
+        raise invalid("period_end is in the future", "period_end", "must not be after today (UTC)")
     batch, created = await run_payout(request, ledger_of(request), body.period_end)
     data = PayoutBatch.model_validate(batch_json(batch)).model_dump_json()
     return Response(data, status_code=201 if created else 200, media_type="application/json")
@@ -175,7 +176,7 @@ async def list_payouts(request: Request, principal: AuthPrincipal,
 async def _batch_or_404(request: Request, payout_id: str) -> StoredBatch:
     batch = await ledger_of(request).batch(payout_id)
     if batch is None:
-        raise ApiError(404, "not_found", f"no payout batch {payout_id!r}")
+        raise not_found(f"no payout batch {payout_id!r}")
     return batch
 
 
@@ -241,8 +242,7 @@ async def get_reconciliation(
     to: Annotated[str | None, Query(description="RFC 3339 or date")] = None,
 ) -> dict[str, Any]:
     finance_only(principal)
-    since, until = parse_instant(from_, "from"), parse_instant(to, "to")
-    check_window(since, until)
+    since, until = parse_window(from_, to)
     reader, ledger = live_reader(request), ledger_of(request)
     stats, ledger_totals, stored = await asyncio.gather(reader.stats(), ledger.creator_totals(),
                                                         ledger.event_counts(since, until))
@@ -257,9 +257,9 @@ async def get_reconciliation(
         stored["difference"] = stored["stored"] - events["accepted"]
         stored_scope = "all events the ClickHouse sink stored (distinct ids) against the live accepted count"
     return {
-        "from": iso(since) if since else None,
-        "to": iso(until) if until else None,
-        "generated_at": iso(datetime.now(UTC)),
+        "from": iso_or_none(since),
+        "to": iso_or_none(until),
+        "generated_at": format_rfc3339(datetime.now(UTC)),
         "events": events,
         "events_scope": "pipeline counters since the stack started (Redis); from/to do not narrow them",
         "ledger_events": stored,
@@ -274,8 +274,7 @@ def parse_orders_csv(text: str) -> list[dict[str, Any]]:
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if header is None or [h.strip().lower() for h in header] != CSV_COLUMNS:
-        raise ApiError(422, "validation_failed", "CSV header must be order_id,occurred_at,currency,net_minor",
-                       [{"field": "line 1", "reason": f"got {header!r}"}])
+        raise invalid("CSV header must be order_id,occurred_at,currency,net_minor", "line 1", f"got {header!r}")
     rows: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     for n, rec in enumerate(reader, start=2):
@@ -287,7 +286,7 @@ def parse_orders_csv(text: str) -> list[dict[str, Any]]:
         order_id, occurred, currency, net = (c.strip() for c in rec)
         try:
             at = parse_instant(occurred, "occurred_at")
-        except ApiError:
+        except ServiceError:
             at = None
         if not order_id or at is None or currency not in CURRENCY_EXPONENTS or not net.lstrip("-").isdigit():
             errors.append({"field": f"line {n}", "reason": "bad order_id, occurred_at, currency or net_minor"})
@@ -296,7 +295,7 @@ def parse_orders_csv(text: str) -> list[dict[str, Any]]:
         if len(errors) > 50:
             break
     if errors:
-        raise ApiError(422, "validation_failed", "CSV rows did not validate", errors[:50])
+        raise invalid("CSV rows did not validate", details=errors[:50])
     return rows
 
 
@@ -315,20 +314,16 @@ async def post_reconcile_orders(
     to: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
     finance_only(principal)
-    since, until = parse_instant(from_, "from"), parse_instant(to, "to")
-    check_window(since, until)
-    setup = ctx_of(request).setup
-    if brand_id not in setup.state.brands:
-        await setup.catch_up()
-        if brand_id not in setup.state.brands:
-            raise ApiError(404, "not_found", f"no brand {brand_id!r}")
+    since, until = parse_window(from_, to)
+    if await ctx_of(request).setup.lookup("brands", brand_id) is None:
+        raise not_found(f"no brand {brand_id!r}")
     body = await request.body()
     if len(body) > MAX_CSV_BYTES:
-        raise ApiError(413, "payload_too_large", f"CSV larger than {MAX_CSV_BYTES} bytes")
+        raise payload_too_large(f"CSV larger than {MAX_CSV_BYTES} bytes")
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ApiError(422, "validation_failed", "CSV must be UTF-8") from exc
+        raise invalid("CSV must be UTF-8") from exc
     rows = parse_orders_csv(text)
     if since is None and rows:
         since = min(r["occurred_at"] for r in rows)
@@ -341,7 +336,7 @@ async def post_reconcile_orders(
         seen.add(r["order_id"])
         o = ledger_orders.get(r["order_id"])
         if o is None:
-            missing_in_ledger.append({**r, "occurred_at": iso(r["occurred_at"])})
+            missing_in_ledger.append({**r, "occurred_at": format_rfc3339(r["occurred_at"])})
             continue
         for field, csv_value, ledger_value in (("currency", r["currency"], o.currency),
                                                ("net_minor", r["net_minor"], o.net_minor)):
@@ -349,14 +344,15 @@ async def post_reconcile_orders(
                 mismatches.append({"order_id": r["order_id"], "field": field, "csv": csv_value,
                                    "ledger": ledger_value})
     missing_in_csv = [
-        {"order_id": o.order_id, "occurred_at": iso(o.occurred_at), "currency": o.currency, "net_minor": o.net_minor}
+        {"order_id": o.order_id, "occurred_at": format_rfc3339(o.occurred_at), "currency": o.currency,
+         "net_minor": o.net_minor}
         for oid, o in sorted(ledger_orders.items())
         if oid not in seen and (since is None or o.occurred_at >= since) and (until is None or o.occurred_at < until)
     ]
     return {
         "brand_id": brand_id,
-        "from": iso(since) if since else None,
-        "to": iso(until) if until else None,
+        "from": iso_or_none(since),
+        "to": iso_or_none(until),
         "csv_orders": len(rows),
         "ledger_orders": sum(1 for o in ledger_orders.values()
                              if (since is None or o.occurred_at >= since) and (until is None or o.occurred_at < until)),

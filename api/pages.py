@@ -16,7 +16,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api.errors import ApiError
+from liveledger.errors import not_found
 
 router = APIRouter(include_in_schema=False)
 HERE = Path(__file__).resolve().parent
@@ -74,5 +74,5 @@ async def static(name: str) -> Response:
     path = (STATIC / name).resolve()
     media = _STATIC_TYPES.get(path.suffix)
     if media is None or path.parent != STATIC or not path.is_file():
-        raise ApiError(404, "not_found", "no such file")
+        raise not_found("no such file")
     return Response(path.read_bytes(), media_type=media, headers={"Cache-Control": "no-cache"})

@@ -11,27 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import time
-from collections.abc import AsyncIterator, Hashable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from api.auth import authenticate, require_role
-from api.context import ApiContext
-from api.errors import ApiError
-from api.stores import Ledger, LiveHub, LiveReader, _TermsCache, order_state
+from api.auth import AuthPrincipal, principal_from_query_or_header
+from api.context import ctx_of
+from api.stores import Ledger, LiveHub, LiveReader
+from liveledger.auth import require_role
 from liveledger.domain.status import EarningsTotals, earnings_grouped, totals_by_currency
+from liveledger.errors import forbidden, invalid, not_found, unavailable
 from liveledger.setup_state import Principal
+from schemas.time import format_rfc3339
 
 router = APIRouter(tags=["reading"])
-AuthPrincipal = Annotated[Principal, Depends(authenticate)]
-K = TypeVar("K", bound=Hashable)
 
 KEEPALIVE_S = 15.0
 REFRESH_S = 5.0  # viewers_now decays with time: re-read at least this often while connected
@@ -116,15 +115,10 @@ class Earnings(BaseModel):
 
 # --- helpers --------------------------------------------------------------------------------------
 
-def ctx_of(request: Request) -> ApiContext:
-    ctx: ApiContext = request.app.state.ctx
-    return ctx
-
-
 def _extra(request: Request, name: str) -> Any:
     value = ctx_of(request).extras.get(name)
     if value is None:
-        raise ApiError(503, "unavailable", f"{name} reader is not configured")
+        raise unavailable(f"{name} reader is not configured")
     return value
 
 
@@ -138,8 +132,8 @@ def ledger_of(request: Request) -> Ledger:
     return ledger
 
 
-def iso(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+def iso_or_none(dt: datetime | None) -> str | None:
+    return format_rfc3339(dt) if dt else None
 
 
 def parse_instant(value: str | None, field: str) -> datetime | None:
@@ -153,44 +147,26 @@ def parse_instant(value: str | None, field: str) -> datetime | None:
     except ValueError:
         dt = None
     if dt is None or dt.utcoffset() is None:
-        raise ApiError(422, "validation_failed", f"{field} must be an RFC 3339 time with an offset or a date",
-                       [{"field": field, "reason": "expected e.g. 2026-11-25T20:00:00Z or 2026-11-25"}])
+        raise invalid(f"{field} must be an RFC 3339 time with an offset or a date", field,
+                      "expected e.g. 2026-11-25T20:00:00Z or 2026-11-25")
     return dt.astimezone(UTC)
 
 
-def check_window(since: datetime | None, until: datetime | None) -> None:
+def parse_window(from_: str | None, to: str | None) -> tuple[datetime | None, datetime | None]:
+    """The ``from``/``to`` query parameters (:func:`parse_instant`); ``from`` must be before ``to``."""
+    since, until = parse_instant(from_, "from"), parse_instant(to, "to")
     if since is not None and until is not None and since >= until:
-        raise ApiError(422, "validation_failed", "from must be before to",
-                       [{"field": "from", "reason": "must be before to"}])
-
-
-async def principal_from_query_or_header(request: Request, key: str | None) -> Principal:
-    """Bearer header, or ``?key=`` (EventSource cannot send headers; docs/api.md warns about logs)."""
-    if request.headers.get("authorization") or not key:
-        return await authenticate(request)
-    ctx = ctx_of(request)
-    if hmac.compare_digest(key.encode(), ctx.settings.admin_token.encode()):
-        return Principal(role="admin")
-    principal = ctx.setup.state.principal(key)
-    if principal is None:
-        await ctx.setup.catch_up()
-        principal = ctx.setup.state.principal(key)
-    if principal is None:
-        raise ApiError(401, "unauthorized", "unknown API key")
-    return principal
+        raise invalid("from must be before to", "from", "must be before to")
+    return since, until
 
 
 async def visible_stream(request: Request, principal: Principal, stream_id: str) -> dict[str, Any]:
     """The stream's setup record when ``principal`` may see it (see module docstring)."""
     if principal.role == "creator":
-        raise ApiError(403, "forbidden", "live stream metrics are for the stream's brand, finance and admin")
-    setup = ctx_of(request).setup
-    stream = setup.state.streams.get(stream_id)
-    if stream is None:
-        await setup.catch_up()
-        stream = setup.state.streams.get(stream_id)
+        raise forbidden("live stream metrics are for the stream's brand, finance and admin")
+    stream = await ctx_of(request).setup.lookup("streams", stream_id)
     if stream is None or (principal.role == "brand" and stream.get("brand_id") != principal.brand_id):
-        raise ApiError(404, "not_found", f"no stream {stream_id!r}")
+        raise not_found(f"no stream {stream_id!r}")
     return stream
 
 
@@ -280,21 +256,21 @@ async def creator_earnings(ledger: Ledger, creator_id: str, since: datetime | No
         return (since is None or t >= since) and (until is None or t < until)
 
     order_time = {(o.brand_id, o.order_id): o.occurred_at for o in orders}
-    cache = _TermsCache()
-    states = [order_state(o, cache) for o in orders if o.creator_id == creator_id and inside(o.occurred_at)]
+    # Ledger rows are priced orders as stored (api/stores.py: the stream only for click orders).
+    states = [o for o in orders if o.creator_id == creator_id and inside(o.occurred_at)]
     if since is not None or until is not None:
         items = [i for i in items if inside(order_time.get((i.brand_id, i.order_id), i.paid_at))]
     grouped = earnings_grouped(states, items, as_of, {
         "total": lambda _s: 0,
         "campaign": lambda s: s.campaign_id,
-        "stream": lambda s: s.stream_id if s.attribution.kind == "click" else None,
+        "stream": lambda s: s.stream_id,
     })
     totals = totals_by_currency(grouped["total"])
     return {
         "creator_id": creator_id,
-        "from": iso(since) if since else None,
-        "to": iso(until) if until else None,
-        "as_of": iso(as_of),
+        "from": iso_or_none(since),
+        "to": iso_or_none(until),
+        "as_of": format_rfc3339(as_of),
         "currencies": [_row(totals[c]) for c in sorted(totals)],
         "by_campaign": _grouped(grouped["campaign"], "campaign_id"),
         "by_stream": _grouped(grouped["stream"], "stream_id"),
@@ -309,17 +285,13 @@ async def get_earnings(
     to: Annotated[str | None, Query(description="order time < (RFC 3339 or date)")] = None,
     as_of: Annotated[str | None, Query(description="status clock (default now)")] = None,
 ) -> dict[str, Any]:
-    since, until = parse_instant(from_, "from"), parse_instant(to, "to")
-    check_window(since, until)
+    since, until = parse_window(from_, to)
     at = parse_instant(as_of, "as_of") or datetime.now(UTC)
     if principal.role == "creator":
         if principal.creator_id != creator_id:
-            raise ApiError(403, "forbidden", "a creator key sees only its own earnings")
+            raise forbidden("a creator key sees only its own earnings")
     else:
         require_role(principal, "admin", "finance")
-        setup = ctx_of(request).setup
-        if creator_id not in setup.state.creators:
-            await setup.catch_up()
-            if creator_id not in setup.state.creators:
-                raise ApiError(404, "not_found", f"no creator {creator_id!r}")
+        if await ctx_of(request).setup.lookup("creators", creator_id) is None:
+            raise not_found(f"no creator {creator_id!r}")
     return await creator_earnings(ledger_of(request), creator_id, since, until, at)

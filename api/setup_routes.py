@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
-from api.auth import authenticate, require_brand_access, require_role
-from api.context import ApiContext
-from api.errors import ApiError
-from liveledger.setup_state import Principal, coupon_key, hash_key, new_secret, publish_setup
+from api.auth import AuthPrincipal
+from api.context import ApiContext, ctx_of
+from liveledger.auth import require_brand_access, require_role
+from liveledger.errors import ServiceError, conflict, invalid
+from liveledger.setup_state import Table, coupon_key, hash_key, new_secret, publish_setup
 from schemas.setup import (
     BrandCreate,
     BrandCreated,
@@ -30,46 +31,52 @@ from schemas.setup import (
 )
 
 router = APIRouter(tags=["setup"])
-AuthPrincipal = Annotated[Principal, Depends(authenticate)]
 _write_lock = asyncio.Lock()
+Record = tuple[str, dict[str, Any]]
 
 
-def _ctx(request: Request) -> ApiContext:
-    ctx: ApiContext = request.app.state.ctx
-    return ctx
-
-
-async def _write(ctx: ApiContext, records: list[tuple[str, dict[str, Any]]]) -> None:
+async def _write(ctx: ApiContext, records: list[Record]) -> None:
     for key, value in records:
         await publish_setup(ctx.producer, ctx.settings, key, value)
     await ctx.setup.catch_up()
 
 
-def _conflict(what: str, ident: str) -> ApiError:
-    return ApiError(409, "conflict", f"{what} {ident!r} already exists", [{"field": f"{what}_id",
-                                                                           "reason": "already exists"}])
+def _conflict(what: str, ident: str) -> ServiceError:
+    return conflict(f"{what} {ident!r} already exists", f"{what}_id", "already exists")
 
 
-def _unknown(field: str, ident: str) -> ApiError:
-    return ApiError(422, "validation_failed", f"unknown {field} {ident!r}",
-                    [{"field": field, "reason": "does not exist"}])
+def _unknown(field: str, ident: str) -> ServiceError:
+    return invalid(f"unknown {field} {ident!r}", field, "does not exist")
+
+
+def _key_record(api_key: str, principal: dict[str, Any]) -> Record:
+    return f"apikey:{hash_key(api_key)}", principal
+
+
+async def _create(ctx: ApiContext, table: Table, ident: str, records: list[Record],
+                  refs: tuple[tuple[Table, str, str], ...] = ()) -> None:
+    """Write the records of a new entity ``ident`` of ``table``, serialised with every other setup
+    write: 422 when a referenced ``(table, field, id)`` does not exist, then 409 when ``ident`` does."""
+    async with _write_lock:
+        await ctx.setup.catch_up()
+        state = ctx.setup.state
+        for ref_table, field, ref in refs:
+            if ref not in state.table(ref_table):
+                raise _unknown(field, ref)
+        if ident in state.table(table):
+            raise _conflict(table.removesuffix("s"), ident)
+        await _write(ctx, records)
 
 
 @router.post("/v1/admin/brands", status_code=201, response_model=BrandCreated)
 async def create_brand(body: BrandCreate, request: Request,
                        principal: AuthPrincipal) -> dict[str, Any]:
     require_role(principal, "admin")
-    ctx = _ctx(request)
-    async with _write_lock:
-        await ctx.setup.catch_up()
-        if body.brand_id in ctx.setup.state.brands:
-            raise _conflict("brand", body.brand_id)
-        api_key = new_secret("llb")
-        webhook_secret = new_secret("whsec")
-        await _write(ctx, [
-            (f"apikey:{hash_key(api_key)}", {"role": "brand", "brand_id": body.brand_id}),
-            (f"brand:{body.brand_id}", {**body.model_dump(), "webhook_secret": webhook_secret}),
-        ])
+    api_key, webhook_secret = new_secret("llb"), new_secret("whsec")
+    await _create(ctx_of(request), "brands", body.brand_id, [
+        _key_record(api_key, {"role": "brand", "brand_id": body.brand_id}),
+        (f"brand:{body.brand_id}", {**body.model_dump(), "webhook_secret": webhook_secret}),
+    ])
     return {"brand_id": body.brand_id, "api_key": api_key, "webhook_secret": webhook_secret}
 
 
@@ -77,16 +84,11 @@ async def create_brand(body: BrandCreate, request: Request,
 async def create_creator(body: CreatorCreate, request: Request,
                          principal: AuthPrincipal) -> dict[str, Any]:
     require_role(principal, "admin")
-    ctx = _ctx(request)
-    async with _write_lock:
-        await ctx.setup.catch_up()
-        if body.creator_id in ctx.setup.state.creators:
-            raise _conflict("creator", body.creator_id)
-        api_key = new_secret("llc")
-        await _write(ctx, [
-            (f"apikey:{hash_key(api_key)}", {"role": "creator", "creator_id": body.creator_id}),
-            (f"creator:{body.creator_id}", body.model_dump()),
-        ])
+    api_key = new_secret("llc")
+    await _create(ctx_of(request), "creators", body.creator_id, [
+        _key_record(api_key, {"role": "creator", "creator_id": body.creator_id}),
+        (f"creator:{body.creator_id}", body.model_dump()),
+    ])
     return {"creator_id": body.creator_id, "api_key": api_key}
 
 
@@ -94,36 +96,34 @@ async def create_creator(body: CreatorCreate, request: Request,
 async def create_finance_key(body: FinanceKeyCreate, request: Request,
                              principal: AuthPrincipal) -> dict[str, Any]:
     require_role(principal, "admin")
-    ctx = _ctx(request)
     api_key = new_secret("llf")
     async with _write_lock:
-        await _write(ctx, [(f"apikey:{hash_key(api_key)}", {"role": "finance", "name": body.name})])
+        await _write(ctx_of(request), [_key_record(api_key, {"role": "finance", "name": body.name})])
     return {"api_key": api_key}
+
+
+async def _create_for_brand(request: Request, principal: AuthPrincipal, table: Table, ident: str,
+                            body: CampaignCreate | StreamCreate, *refs: tuple[Table, str, str]) -> dict[str, Any]:
+    """A brand's own entity (campaign, stream): admin or that brand's key; the brand must exist."""
+    require_role(principal, "admin", "brand")
+    require_brand_access(principal, body.brand_id)
+    value = body.model_dump()
+    await _create(ctx_of(request), table, ident, [(f"{table.removesuffix('s')}:{ident}", value)],
+                  refs=(("brands", "brand_id", body.brand_id), *refs))
+    return value
 
 
 @router.post("/v1/campaigns", status_code=201)
 async def create_campaign(body: CampaignCreate, request: Request,
                           principal: AuthPrincipal) -> dict[str, Any]:
-    require_role(principal, "admin", "brand")
-    require_brand_access(principal, body.brand_id)
-    ctx = _ctx(request)
-    async with _write_lock:
-        await ctx.setup.catch_up()
-        state = ctx.setup.state
-        if body.brand_id not in state.brands:
-            raise _unknown("brand_id", body.brand_id)
-        if body.campaign_id in state.campaigns:
-            raise _conflict("campaign", body.campaign_id)
-        value = body.model_dump()
-        await _write(ctx, [(f"campaign:{body.campaign_id}", value)])
-    return value
+    return await _create_for_brand(request, principal, "campaigns", body.campaign_id, body)
 
 
 @router.post("/v1/links", status_code=201, response_model=LinkCreated)
 async def create_link(body: LinkCreate, request: Request,
                       principal: AuthPrincipal) -> dict[str, Any]:
     require_role(principal, "admin", "brand")
-    ctx = _ctx(request)
+    ctx = ctx_of(request)
     async with _write_lock:
         await ctx.setup.catch_up()
         state = ctx.setup.state
@@ -139,8 +139,8 @@ async def create_link(body: LinkCreate, request: Request,
             if stream is None or stream["brand_id"] != brand_id:
                 raise _unknown("stream_id", body.stream_id)
         if body.coupon_code is not None and state.link_for_coupon(brand_id, body.coupon_code) is not None:
-            raise ApiError(409, "conflict", f"coupon code {body.coupon_code!r} is already used by this brand",
-                           [{"field": "coupon_code", "reason": "must be unique per brand"}])
+            raise conflict(f"coupon code {body.coupon_code!r} is already used by this brand", "coupon_code",
+                           "must be unique per brand")
         link_code = secrets.token_urlsafe(9).replace("-", "x").replace("_", "y")
         value = {**body.model_dump(mode="json"), "link_code": link_code, "brand_id": brand_id}
         if body.coupon_code is not None:
@@ -152,19 +152,5 @@ async def create_link(body: LinkCreate, request: Request,
 @router.post("/v1/streams", status_code=201)
 async def create_stream(body: StreamCreate, request: Request,
                         principal: AuthPrincipal) -> dict[str, Any]:
-    require_role(principal, "admin", "brand")
-    require_brand_access(principal, body.brand_id)
-    ctx = _ctx(request)
-    async with _write_lock:
-        await ctx.setup.catch_up()
-        state = ctx.setup.state
-        if body.brand_id not in state.brands:
-            raise _unknown("brand_id", body.brand_id)
-        if body.creator_id not in state.creators:
-            raise _unknown("creator_id", body.creator_id)
-        if body.stream_id in state.streams:
-            raise _conflict("stream", body.stream_id)
-        value = body.model_dump()
-        await _write(ctx, [(f"stream:{body.stream_id}", value)])
-    return value
-
+    return await _create_for_brand(request, principal, "streams", body.stream_id, body,
+                                   ("creators", "creator_id", body.creator_id))

@@ -1,4 +1,4 @@
-"""Readers of the live state (Redis, layout in streams/keys.py) and of the ledger (ClickHouse).
+"""Readers of the live state (Redis, layout in liveledger/storage/redis_keys.py) and of the ledger (ClickHouse).
 
 Created once per API process (:func:`start_read_clients` in the app's lifespan) and kept in
 ``ctx.extras``:
@@ -21,7 +21,6 @@ import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -30,14 +29,24 @@ from clickhouse_connect.driver.asyncclient import AsyncClient
 from redis.exceptions import RedisError
 
 from api.context import ApiContext
-from consumers.rows import COMMISSION_VERSIONS, DEAD_LETTERS, EVENTS, ORDERS_LEDGER
 from liveledger.ch import get_async_client
-from liveledger.domain.attribution import UNATTRIBUTED, Attribution, AttributionKind, CampaignTerms
-from liveledger.domain.commission import OrderState
 from liveledger.domain.live import ctr, cvr, top_products
 from liveledger.domain.payouts import CommissionVersion, PayoutItem, PayoutPlan, payout_items
 from liveledger.settings import Settings
-from streams import keys
+from liveledger.storage import redis_keys as keys
+from liveledger.storage.clickhouse import (
+    COMMISSION_VERSIONS,
+    CREATOR_LEDGER,
+    DEAD_LETTERS,
+    EVENTS,
+    ORDER_VERSIONS,
+    ORDERS_LEDGER,
+    PAYOUT_BATCH_COLUMNS,
+    PAYOUT_BATCHES,
+    PAYOUT_ITEM_COLUMNS,
+    PAYOUT_ITEMS,
+)
+from schemas.time import format_ms
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +59,6 @@ TOP_PRODUCTS = 10
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def iso_ms(ms: int) -> str:
-    """Epoch ms -> RFC 3339 UTC with milliseconds and ``Z``."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def series_key(prefix: str, stream_id: str) -> str:
@@ -155,7 +159,7 @@ def build_live(stream_id: str, counts: dict[str, str], unique: int, present: int
         "ctr": ctr(clicks, views),
         "cvr": cvr(orders, clicks),
         "top_products": top,
-        "updated_at": iso_ms(updated) if updated else None,
+        "updated_at": format_ms(updated) if updated else None,
     }
 
 
@@ -313,11 +317,7 @@ async def stop_read_clients(ctx: ApiContext) -> None:
 
 # --- ClickHouse: the ledger (written by the sink, consumers/) and the payout tables (0100) ----------
 
-# Tables of the sink (consumers/rows.py, migrations 0002-0004) and of the read API (0100+).
-PAYOUT_BATCHES = "payout_batches"  # consumers/migrations/0100_payouts.sql
-PAYOUT_ITEMS = "payout_items"
-CREATOR_LEDGER = "creator_ledger"  # consumers/migrations/0101_creator_ledger.sql: latest rows by creator
-
+# Table names and columns: liveledger/storage/clickhouse.py (migrations in consumers/migrations).
 _ORDER_FIELDS = ("brand_id, order_id, version, occurred_at, currency, creator_id, campaign_id, stream_id, via, "
                  "click_id, gross_minor, refunded_minor, rate_bps, flat_minor, hold_days, net_minor, "
                  "commission_minor, reversed_minor")
@@ -338,7 +338,8 @@ _WINNERS = (
 
 @dataclass(frozen=True, slots=True)
 class LedgerOrder:
-    """The latest ledger version of one order."""
+    """The latest ledger version of one order, with the commission the worker priced and stored
+    (a :class:`liveledger.domain.status.PricedOrder`)."""
 
     brand_id: str
     order_id: str
@@ -371,43 +372,12 @@ def _utc(value: Any) -> datetime:
 def _ledger_order(row: Sequence[Any]) -> LedgerOrder:
     (brand_id, order_id, version, occurred, currency, creator, campaign, stream, via, click,
      gross, refunded, rate, flat, hold, net, commission, reversed_) = row
+    # The stream credited is the click's (a coupon order names its link's stream, not credited to
+    # it), and hold days apply only under campaign terms: the status rules read these as stored.
     return LedgerOrder(str(brand_id), str(order_id), int(version), _utc(occurred), str(currency),
-                       creator or None, campaign or None, stream or None, via or None, click or None,
-                       int(gross), int(refunded), int(rate), int(flat), int(hold), int(net),
-                       int(commission), int(reversed_))
-
-
-class _TermsCache:
-    def __init__(self) -> None:
-        self._cache: dict[tuple[str, str, int, int, int], CampaignTerms] = {}
-
-    def get(self, campaign_id: str, brand_id: str, rate: int, flat: int, hold: int) -> CampaignTerms:
-        key = (campaign_id, brand_id, rate, flat, hold)
-        terms = self._cache.get(key)
-        if terms is None:
-            terms = CampaignTerms(campaign_id=campaign_id, brand_id=brand_id, rate_bps=rate, flat_minor=flat,
-                                  hold_days=hold)
-            self._cache[key] = terms
-        return terms
-
-
-def order_state(o: LedgerOrder, terms_cache: _TermsCache | None = None) -> OrderState:
-    """The domain's :class:`OrderState` of a ledger row (gross is already net of the discount;
-    the refunds are carried as one total, which is all the commission rules need)."""
-    attribution: Attribution = UNATTRIBUTED
-    terms: CampaignTerms | None = None
-    if o.creator_id is not None:
-        kind: AttributionKind = "click" if o.via == "click" and o.click_id else "coupon"
-        attribution = Attribution(kind=kind, creator_id=o.creator_id, campaign_id=o.campaign_id,
-                                  stream_id=o.stream_id if kind == "click" else None,
-                                  click_id=o.click_id if kind == "click" else None)
-        if o.campaign_id is not None:
-            cache = terms_cache or _TermsCache()
-            terms = cache.get(o.campaign_id, o.brand_id, o.rate_bps, o.flat_minor, o.hold_days)
-    refunds = MappingProxyType({"refunds": o.refunded_minor} if o.refunded_minor else {})
-    return OrderState(brand_id=o.brand_id, order_id=o.order_id, currency=o.currency, occurred_at=o.occurred_at,
-                      gross_items_minor=o.gross_minor, discount_minor=0, attribution=attribution, terms=terms,
-                      refunds=refunds)
+                       creator or None, campaign or None, (stream or None) if via == "click" else None,
+                       via or None, click or None, int(gross), int(refunded), int(rate), int(flat),
+                       int(hold) if campaign else 0, int(net), int(commission), int(reversed_))
 
 
 def commission_version(o: LedgerOrder, effective_at: datetime, min_payout_minor: int) -> CommissionVersion:
@@ -416,7 +386,7 @@ def commission_version(o: LedgerOrder, effective_at: datetime, min_payout_minor:
         order_occurred_at=o.occurred_at, currency=o.currency, creator_id=o.creator_id,
         campaign_id=o.campaign_id, stream_id=o.stream_id, net_minor=o.net_minor,
         commission_minor=o.commission_minor, reversed_minor=o.reversed_minor,
-        hold_days=o.hold_days if o.campaign_id is not None else 0, min_payout_minor=min_payout_minor)
+        hold_days=o.hold_days, min_payout_minor=min_payout_minor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -479,7 +449,7 @@ class Ledger:
         if coupon:
             brands = sorted({b for b, _ in coupon})
             orders = sorted({o for _, o in coupon})
-            newest = ("SELECT brand_id, order_id, max(version) FROM {db}.order_versions "
+            newest = (f"SELECT brand_id, order_id, max(version) FROM {{db}}.{ORDER_VERSIONS} "
                       "WHERE brand_id IN {b:Array(String)} AND order_id IN {o:Array(String)} "
                       "GROUP BY brand_id, order_id")
             moved = [(b, o) for b, o, v in await self._rows(newest, {"b": brands, "o": orders})
@@ -542,8 +512,7 @@ class Ledger:
                 f"{self.db}.{PAYOUT_ITEMS}",
                 [[i.payout_id, plan_id, i.period_end, i.brand_id, i.order_id, i.creator_id, i.currency,
                   i.amount_minor, i.paid_at] for i in items],
-                column_names=["payout_id", "plan_id", "period_end", "brand_id", "order_id", "creator_id",
-                              "currency", "amount_minor", "paid_at"],
+                column_names=PAYOUT_ITEM_COLUMNS,
                 settings={"insert_deduplication_token": f"payout-items-{plan_id}"},
             )
         lines = [{"creator_id": ln.creator_id, "currency": ln.currency, "amount_minor": ln.amount_minor,
@@ -556,7 +525,7 @@ class Ledger:
             f"{self.db}.{PAYOUT_BATCHES}",
             [[plan.payout_id, plan_id, plan.period_end, created_at, orjson.dumps(lines).decode(),
               orjson.dumps(carried).decode()]],
-            column_names=["payout_id", "plan_id", "period_end", "created_at", "lines_json", "carried_json"],
+            column_names=PAYOUT_BATCH_COLUMNS,
         )
 
     # -- reconciliation --------------------------------------------------------------------------

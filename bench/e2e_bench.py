@@ -23,8 +23,8 @@ from bench.common import percentile
 from bench.config import BenchConfig
 from bench.stack import app_stack
 from bench.stream_bench import worker_available
+from liveledger.storage import redis_keys as keys
 from loadtests.payloads import World, dumps, event_batch
-from streams import keys
 
 SUSTAINABLE_P99_MS = 1000.0
 WARMUP_ATTEMPTS = 6

@@ -1,6 +1,6 @@
 """ClickHouse sink: events, ledger and dead-letter topics → ClickHouse, batch → flush → commit.
 
-- **batch**: records from ``getmany`` are turned into rows (:mod:`consumers.rows`) until a flush is
+- **batch**: records from ``getmany`` are turned into rows (:mod:`liveledger.storage.clickhouse`) until a flush is
   due (``max_rows`` rows or ``max_age`` seconds);
 - **flush**: one insert per table with an ``insert_deduplication_token`` derived from the
   topic-partition offset ranges (tables keep a non-replicated dedup window); the tables are
@@ -21,9 +21,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from clickhouse_connect.driver.client import Client
 
-from consumers import rows as R
 from liveledger.ch import get_client
 from liveledger.settings import Settings
+from liveledger.storage import clickhouse as R
 from liveledger.topics import topic_name
 
 log = logging.getLogger(__name__)

@@ -25,19 +25,39 @@ import orjson
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from ingest.errors import IngestError, forbidden, json_response, unauthorized
+from ingest.errors import error_response, json_response
 from ingest.openapi import openapi_spec
 from ingest.signatures import SignatureError, verify_liveledger, verify_shopify
+from liveledger.auth import INGEST_KEYS, authenticate
+from liveledger.errors import (
+    ServiceError,
+    forbidden,
+    invalid,
+    not_found,
+    payload_too_large,
+    unauthorized,
+    unavailable,
+    unsupported_media_type,
+    validation_failed,
+)
 from liveledger.kafka import start_producer
 from liveledger.settings import Settings
-from liveledger.setup_state import Principal, SetupReplica
+from liveledger.setup_state import Principal, SetupReplica, Table
+from liveledger.storage import redis_keys
 from liveledger.topics import topic_name
 from schemas.errors import EmptyRefund, ValidationFailed
-from schemas.events import validate_batch_events
+from schemas.events import ClickEvent, validate_batch_events
 from schemas.orders import OrderCreated, OrderRefunded, validate_order_webhook
 from schemas.shopify import normalise_shopify_order, normalise_shopify_refund
-from schemas.time import format_rfc3339
-from streams.keys import stats as stats_key
+from schemas.wire import (
+    EventsBatchRecord,
+    OrderRecord,
+    OrderSource,
+    RefundRecord,
+    WireClickEvent,
+    WireEvent,
+    to_wire_event,
+)
 
 log = logging.getLogger("ingest")
 
@@ -111,7 +131,7 @@ class IngestState:
         try:
             pipe = self.redis.pipeline(transaction=False)
             for name, n in pending.items():
-                pipe.hincrby(stats_key(self.settings.topic_prefix), name, n)
+                pipe.hincrby(redis_keys.stats(self.settings.topic_prefix), name, n)
             await pipe.execute()
         except Exception as exc:  # Redis down: keep the counts for the next flush
             self.counters.update(pending)
@@ -125,39 +145,24 @@ class IngestState:
     async def send(self, topic: str, key: str, value: bytes) -> None:
         """Durably write one record (acks=all); raises 503 when over the in-flight bound."""
         if self.inflight >= self.settings.ingest_max_inflight:
-            raise IngestError(503, "overloaded", "too many requests in flight, retry shortly",
-                              headers={"Retry-After": "1"})
+            raise unavailable("too many requests in flight, retry shortly", 1, code="overloaded")
         self.inflight += 1
         try:
             await self.producer.send_and_wait(topic, value, key=key.encode())
         except Exception as exc:  # Kafka unavailable: the client must retry, nothing was accepted
             log.error("kafka send to %s failed: %r", topic, exc)
-            raise IngestError(503, "unavailable", "event log unavailable, retry shortly",
-                              headers={"Retry-After": "2"}) from exc
+            raise unavailable("event log unavailable, retry shortly", 2) from exc
         finally:
             self.inflight -= 1
 
-    async def lookup(self, table: str, ident: str) -> dict[str, Any] | None:
-        """Setup lookup with read-your-writes: on a miss, catch up with the setup topic once."""
-        found: dict[str, Any] | None = getattr(self.setup.state, table).get(ident)
-        if found is None:
-            await self.setup.catch_up()
-            found = getattr(self.setup.state, table).get(ident)
-        return found
+    async def lookup(self, table: Table, ident: object) -> dict[str, Any] | None:
+        """The setup entity ``ident`` (read-your-writes), or ``None`` when ``ident`` is not an id."""
+        if not isinstance(ident, str) or not _ID_RE.match(ident):
+            return None
+        return await self.setup.lookup(table, ident)
 
     async def principal(self, request: web.Request) -> Principal:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise unauthorized("missing bearer key: send 'Authorization: Bearer <brand key>'")
-        found = self.setup.state.principal(token)
-        if found is None:
-            await self.setup.catch_up()
-            found = self.setup.state.principal(token)
-        if found is None:
-            raise unauthorized("unknown API key")
-        return found
+        return await authenticate(self.setup, request.headers.get("Authorization"), INGEST_KEYS)
 
 
 STATE_KEY: web.AppKey[IngestState] = web.AppKey("state", IngestState)
@@ -169,12 +174,11 @@ def _state(request: web.Request) -> IngestState:
 
 def _check_json_request(request: web.Request, max_bytes: int) -> None:
     if request.content_type != _JSON:
-        raise IngestError(415, "unsupported_media_type", "send Content-Type: application/json",
-                          [{"field": "Content-Type", "reason": f"got {request.content_type!r}"}])
+        raise unsupported_media_type("send Content-Type: application/json", "Content-Type",
+                                     f"got {request.content_type!r}")
     length = request.content_length
     if length is not None and length > max_bytes:
-        raise IngestError(413, "payload_too_large", f"body is larger than {max_bytes} bytes",
-                          [{"field": "body", "reason": f"{length} bytes > {max_bytes}"}])
+        raise payload_too_large(f"body is larger than {max_bytes} bytes", "body", f"{length} bytes > {max_bytes}")
 
 
 async def _read_body(request: web.Request, max_bytes: int) -> bytes:
@@ -191,8 +195,7 @@ async def _read_body(request: web.Request, max_bytes: int) -> bytes:
             return b"".join(chunks)
         size += len(chunk)
         if size > max_bytes:
-            raise IngestError(413, "payload_too_large", f"body is larger than {max_bytes} bytes",
-                              [{"field": "body", "reason": f"more than {max_bytes} bytes"}])
+            raise payload_too_large(f"body is larger than {max_bytes} bytes", "body", f"more than {max_bytes} bytes")
         chunks.append(chunk)
 
 
@@ -205,14 +208,8 @@ def _loads(body: bytes) -> Any:
         try:
             return json.loads(body)
         except (ValueError, UnicodeDecodeError):
-            raise IngestError(400, "malformed_json", "body is not valid JSON",
-                              [{"field": "body", "reason": str(exc)}]) from exc
-
-
-def _validation_error(exc: ValidationFailed) -> IngestError:
-    details = [{"field": e.field, "reason": e.reason} for e in exc.errors]
-    first = details[0] if details else {"field": "body", "reason": "invalid"}
-    return IngestError(422, "validation_failed", f"{first['field']}: {first['reason']}", details)
+            raise ServiceError(400, "malformed_json", "body is not valid JSON",
+                               [{"field": "body", "reason": str(exc)}]) from exc
 
 
 # --- handlers -------------------------------------------------------------------------------
@@ -230,20 +227,20 @@ async def openapi(request: web.Request) -> web.Response:
 async def redirect(request: web.Request) -> web.Response:
     st = _state(request)
     code = request.match_info["code"]
-    link = await st.lookup("links", code) if _ID_RE.match(code) else None
+    link = await st.lookup("links", code)
     if link is None:
-        raise IngestError(404, "not_found", "unknown link", [{"field": "link_code", "reason": "unknown"}])
+        raise not_found("unknown link", "link_code", "unknown")
     campaign = st.setup.state.campaigns.get(link["campaign_id"], {})
     click_id = new_click_id()
-    now = format_rfc3339(utc_now())
-    event = {
+    now = utc_now()
+    # Hot path: parts straight from the setup record, no re-validation.
+    click = WireClickEvent.assemble({
         "event_id": click_id, "type": "click", "stream_id": link.get("stream_id"), "viewer_id": None,
-        "product_id": link.get("product_id"), "campaign_id": link["campaign_id"],
-        "creator_id": link["creator_id"], "link_code": code, "occurred_at": now,
-    }
-    record = {"v": 1, "batch_id": str(uuid.uuid4()), "brand_id": link["brand_id"], "source": "redirect",
-              "received_at": now, "events": [event]}
-    await st.send(st.events_topic, link["brand_id"], orjson.dumps(record))
+        "product_id": link.get("product_id"), "campaign_id": link["campaign_id"], "creator_id": link["creator_id"],
+        "link_code": code, "occurred_at": now})
+    record = EventsBatchRecord.build(batch_id=str(uuid.uuid4()), brand_id=link["brand_id"], source="redirect",
+                                     received_at=now, events=[click])
+    await st.send(st.events_topic, link["brand_id"], record.to_bytes())
     window_days = int(campaign.get("attribution_window_days", 30))
     # The Set-Cookie header is written directly: the click id is [a-z0-9:] (nothing to quote), and
     # http.cookies' Morsel cost ~5 % of a redirect's CPU (docs/benchmarks.md).
@@ -252,6 +249,21 @@ async def redirect(request: web.Request) -> web.Response:
         "Cache-Control": "no-store",
         "Set-Cookie": f"ll_click={click_id}; Max-Age={window_days * 86400}; Path=/; SameSite=Lax",
     })
+
+
+def _batch_problem(payload: Any, max_events: int) -> ServiceError | None:
+    """What is wrong with the shape of a ``POST /v1/events`` body, if anything (before any event)."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
+        return invalid("body must be an object with an 'events' array", "events", "required array")
+    extra = sorted(set(payload) - {"events"})
+    if extra:
+        return invalid(f"unknown field {extra[0]!r}", details=[{"field": f, "reason": "unknown field"} for f in extra])
+    count = len(payload["events"])
+    if count > max_events:
+        return payload_too_large(f"at most {max_events} events per batch", "events", f"{count} events")
+    if not count:
+        return invalid("events: empty batch", "events", "at least one event")
+    return None
 
 
 async def post_events(request: web.Request) -> web.Response:
@@ -263,38 +275,26 @@ async def post_events(request: web.Request) -> web.Response:
         raise forbidden("events are posted with a brand key", "Authorization")
     brand_id = principal.brand_id
     payload = _loads(await _read_body(request, settings.max_body_bytes))
-    if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
-        raise IngestError(422, "validation_failed", "body must be an object with an 'events' array",
-                          [{"field": "events", "reason": "required array"}])
+    problem = _batch_problem(payload, settings.max_batch_events)
+    if problem is not None:
+        raise problem
     raw_events: list[Any] = payload["events"]
-    extra = sorted(set(payload) - {"events"})
-    if extra:
-        raise IngestError(422, "validation_failed", f"unknown field {extra[0]!r}",
-                          [{"field": f, "reason": "unknown field"} for f in extra])
-    if len(raw_events) > settings.max_batch_events:
-        raise IngestError(413, "payload_too_large", f"at most {settings.max_batch_events} events per batch",
-                          [{"field": "events", "reason": f"{len(raw_events)} events"}])
-    if not raw_events:
-        raise IngestError(422, "validation_failed", "events: empty batch",
-                          [{"field": "events", "reason": "at least one event"}])
 
     now = utc_now()
     valid, rejections = validate_batch_events(raw_events, now)
     rejected: list[dict[str, Any]] = [r.as_dict() for r in rejections]
     rejected_idx = {r.index for r in rejections}
     indices = [i for i in range(len(raw_events)) if i not in rejected_idx]
-    out: list[dict[str, Any]] = []
-    forbidden_count = 0
-    caught_up = False
+    # One catch-up for the whole batch when it names a stream or campaign this replica lacks.
+    await st.setup.catch_up_if_missing(
+        [("streams", e.stream_id) for e in valid]
+        + [("campaigns", e.campaign_id) for e in valid if isinstance(e, ClickEvent) and e.campaign_id is not None]
+    )
     state = st.setup.state
-    for index, model in zip(indices, valid, strict=True):
-        event = model.model_dump()
-        event["occurred_at"] = format_rfc3339(model.occurred_at)
-        stream = state.streams.get(event["stream_id"])
-        if stream is None and not caught_up:
-            await st.setup.catch_up()
-            caught_up = True
-            stream = state.streams.get(event["stream_id"])
+    out: list[WireEvent] = []
+    forbidden_count = 0
+    for index, event in zip(indices, valid, strict=True):
+        stream = state.streams.get(event.stream_id)
         if stream is None:
             rejected.append({"index": index, "error": f"events[{index}].stream_id: unknown stream"})
             continue
@@ -303,33 +303,24 @@ async def post_events(request: web.Request) -> web.Response:
             rejected.append({"index": index,
                              "error": f"events[{index}].stream_id: belongs to another brand (forbidden)"})
             continue
-        if event["type"] == "click":
-            campaign_id = event.get("campaign_id")
-            if campaign_id is not None:
-                campaign = state.campaigns.get(campaign_id)
-                if campaign is None and not caught_up:
-                    await st.setup.catch_up()
-                    caught_up = True
-                    campaign = state.campaigns.get(campaign_id)
-                if campaign is None or campaign["brand_id"] != brand_id:
-                    rejected.append({"index": index,
-                                     "error": f"events[{index}].campaign_id: unknown campaign of this brand"})
-                    continue
-            event["creator_id"] = stream["creator_id"]
-            event["link_code"] = None
-        out.append(event)
+        if isinstance(event, ClickEvent) and event.campaign_id is not None:
+            campaign = state.campaigns.get(event.campaign_id)
+            if campaign is None or campaign["brand_id"] != brand_id:
+                rejected.append({"index": index,
+                                 "error": f"events[{index}].campaign_id: unknown campaign of this brand"})
+                continue
+        out.append(to_wire_event(event, creator_id=stream["creator_id"]))
     rejected.sort(key=lambda r: int(r["index"]))
     st.counters["ingest_events_received"] += len(raw_events)
     st.counters["events_rejected"] += len(rejected)
     if not out:
+        details = [_detail(r) for r in rejected]
         if forbidden_count and forbidden_count == len(rejected):
-            raise IngestError(403, "forbidden", "stream_id: belongs to another brand",
-                              [_detail(r) for r in rejected])
-        raise IngestError(422, "validation_failed", rejected[0]["error"] if rejected else "no valid events",
-                          [_detail(r) for r in rejected])
-    record = {"v": 1, "batch_id": str(uuid.uuid4()), "brand_id": brand_id, "source": "events-api",
-              "received_at": format_rfc3339(now), "events": out}
-    await st.send(st.events_topic, brand_id, orjson.dumps(record))
+            raise forbidden("stream_id: belongs to another brand", details=details)
+        raise invalid(rejected[0]["error"] if rejected else "no valid events", details=details)
+    record = EventsBatchRecord.build(batch_id=str(uuid.uuid4()), brand_id=brand_id, source="events-api",
+                                     received_at=now, events=out)
+    await st.send(st.events_topic, brand_id, record.to_bytes())
     return json_response(202, {"accepted": len(out), "rejected": rejected})
 
 
@@ -348,7 +339,7 @@ async def post_order_webhook(request: web.Request) -> web.Response:
         raise unauthorized("missing X-LiveLedger-Signature header", "X-LiveLedger-Signature")
     payload = _loads(body)
     brand_id = payload.get("brand_id") if isinstance(payload, dict) else None
-    brand = await st.lookup("brands", brand_id) if isinstance(brand_id, str) and _ID_RE.match(brand_id) else None
+    brand = await st.lookup("brands", brand_id)
     if brand is None or not isinstance(brand_id, str):
         raise unauthorized("cannot verify the signature: unknown brand_id", "brand_id")
     try:
@@ -359,25 +350,22 @@ async def post_order_webhook(request: web.Request) -> web.Response:
     try:
         order = validate_order_webhook(payload, now)
     except ValidationFailed as exc:
-        raise _validation_error(exc) from exc
+        raise validation_failed(exc) from exc
     return await _accept_order(st, brand_id, order, now, "native")
 
 
-def order_record(order: OrderCreated | OrderRefunded, now: datetime, source: str) -> dict[str, Any]:
+def order_record(order: OrderCreated | OrderRefunded, now: datetime, source: OrderSource) -> OrderRecord | RefundRecord:
     """The normalised ``ll.orders`` record (docs/architecture.md)."""
-    record = order.model_dump()
-    record["occurred_at"] = format_rfc3339(order.occurred_at)
     if isinstance(order, OrderRefunded):
-        record.setdefault("currency", None)
-    record.update({"v": 1, "received_at": format_rfc3339(now), "source": source})
-    return record
+        return RefundRecord.from_refund(order, received_at=now, source=source)
+    return OrderRecord.from_order(order, received_at=now, source=source)
 
 
 async def _accept_order(st: IngestState, brand_id: str, order: OrderCreated | OrderRefunded, now: datetime,
-                        source: str) -> web.Response:
+                        source: OrderSource) -> web.Response:
     if order.brand_id != brand_id:
         raise forbidden("brand_id does not match the signing brand", "brand_id")
-    await st.send(st.orders_topic, brand_id, orjson.dumps(order_record(order, now, source)))
+    await st.send(st.orders_topic, brand_id, order_record(order, now, source).to_bytes())
     return json_response(202, {"accepted": 1, "event_id": order.event_id})
 
 
@@ -387,7 +375,7 @@ async def post_shopify_webhook(request: web.Request) -> web.Response:
     brand_id = request.match_info["brand_id"]
     _check_json_request(request, settings.max_body_bytes)
     body = await _read_body(request, settings.max_body_bytes)
-    brand = await st.lookup("brands", brand_id) if _ID_RE.match(brand_id) else None
+    brand = await st.lookup("brands", brand_id)
     if brand is None:
         raise unauthorized("cannot verify the HMAC: unknown brand", "brand_id")
     try:
@@ -397,8 +385,7 @@ async def post_shopify_webhook(request: web.Request) -> web.Response:
     topic = request.headers.get("X-Shopify-Topic", "")
     webhook_id = request.headers.get("X-Shopify-Webhook-Id", "")
     if not webhook_id or not _ID_RE.match(webhook_id) or len(webhook_id) > 100:
-        raise IngestError(422, "validation_failed", "X-Shopify-Webhook-Id: missing or invalid",
-                          [{"field": "X-Shopify-Webhook-Id", "reason": "missing or invalid"}])
+        raise invalid("X-Shopify-Webhook-Id: missing or invalid", "X-Shopify-Webhook-Id", "missing or invalid")
     payload = _loads(body)
     now = utc_now()
     try:
@@ -408,15 +395,14 @@ async def post_shopify_webhook(request: web.Request) -> web.Response:
         elif topic == "refunds/create":
             order = normalise_shopify_refund(payload, brand_id, webhook_id, brand["currency"], now)
         else:
-            raise IngestError(422, "validation_failed", f"X-Shopify-Topic: unsupported topic {topic!r}",
-                              [{"field": "X-Shopify-Topic",
-                                "reason": "expected orders/create or refunds/create"}])
+            raise invalid(f"X-Shopify-Topic: unsupported topic {topic!r}", "X-Shopify-Topic",
+                          "expected orders/create or refunds/create")
     except EmptyRefund as exc:
         # Valid Shopify input that gives back no item revenue (shipping-only, restock): acknowledge
         # so Shopify stops retrying, record nothing.
         return json_response(200, {"accepted": 0, "ignored": str(exc)})
     except ValidationFailed as exc:
-        raise _validation_error(exc) from exc
+        raise validation_failed(exc) from exc
     return await _accept_order(st, brand_id, order, now, "shopify")
 
 
@@ -425,14 +411,14 @@ async def errors_middleware(request: web.Request, handler: Any) -> web.StreamRes
     try:
         response: web.StreamResponse = await handler(request)
         return response
-    except IngestError as exc:
+    except ServiceError as exc:
         request.app[STATE_KEY].counters[f"ingest_http|{exc.status}|{exc.code}"] += 1
-        return exc.response()
+        return error_response(exc)
     except web.HTTPRequestEntityTooLarge:
-        return IngestError(413, "payload_too_large", "body too large").response()
+        return error_response(payload_too_large("body too large"))
     except web.HTTPException as exc:
         if exc.status >= 400:
-            return IngestError(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason).response()
+            return error_response(ServiceError(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason))
         raise
 
 

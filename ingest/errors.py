@@ -1,4 +1,4 @@
-"""Error responses of the ingest service, in the contract's JSON shape."""
+"""aiohttp adapter of :class:`liveledger.errors.ServiceError`: the contract's error body as a response."""
 
 from __future__ import annotations
 
@@ -7,21 +7,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-
-class IngestError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: list[dict[str, Any]] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details or []
-        self.headers = headers or {}
-
-    def response(self) -> web.Response:
-        body = {"error": {"code": self.code, "message": self.message, "details": self.details}}
-        return web.Response(status=self.status, body=orjson.dumps(body), content_type="application/json",
-                            headers=self.headers)
+from liveledger.errors import ServiceError
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> web.Response:
@@ -29,9 +15,5 @@ def json_response(status: int, payload: Any, headers: dict[str, str] | None = No
                         headers=headers)
 
 
-def unauthorized(reason: str, field: str = "Authorization") -> IngestError:
-    return IngestError(401, "unauthorized", reason, [{"field": field, "reason": reason}])
-
-
-def forbidden(reason: str, field: str) -> IngestError:
-    return IngestError(403, "forbidden", reason, [{"field": field, "reason": reason}])
+def error_response(exc: ServiceError) -> web.Response:
+    return json_response(exc.status, exc.body(), exc.headers)

@@ -2,9 +2,11 @@
 
 The source of truth is the compacted Kafka topic ``<prefix>.setup``. Each process materialises it
 in memory (:class:`SetupState`) with a tailing consumer (:class:`SetupReplica`). A lookup that
-misses calls :meth:`SetupReplica.catch_up`, which reads up to the topic's current end offset before
-answering, so an entity written before the caller's request started is always seen
-("setup changes take effect for events ingested after the call returns").
+misses (:meth:`SetupReplica.lookup`, :meth:`SetupReplica.principal`) calls
+:meth:`SetupReplica.catch_up`, which reads up to the topic's end offset as of a request started
+after the call before answering, so an entity written before the caller's request started is always
+seen ("setup changes take effect for events ingested after the call returns"). Concurrent misses
+share one end-offsets request.
 
 API keys are stored only as SHA-256 digests; webhook secrets are stored as issued because HMAC
 verification needs them (the topic is internal; see docs/topics.md).
@@ -17,8 +19,9 @@ import contextlib
 import hashlib
 import logging
 import secrets
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -29,6 +32,8 @@ from liveledger.topics import topic_name
 log = logging.getLogger(__name__)
 
 Role = Literal["admin", "brand", "creator", "finance"]
+Table = Literal["brands", "creators", "campaigns", "links", "streams"]
+T = TypeVar("T")
 
 
 def hash_key(api_key: str) -> str:
@@ -89,6 +94,10 @@ class SetupState:
             return
         log.warning("ignoring setup record with unknown kind %r", kind)
 
+    def table(self, name: Table) -> dict[str, dict[str, Any]]:
+        table: dict[str, dict[str, Any]] = getattr(self, name)
+        return table
+
     def principal(self, api_key: str) -> Principal | None:
         return self.keys.get(hash_key(api_key))
 
@@ -114,7 +123,11 @@ class SetupReplica:
         self._task: asyncio.Task[None] | None = None
         self._position = 0
         self._advanced = asyncio.Condition()
-        self._catch_up_lock = asyncio.Lock()
+        # Single-flight end offsets (see _end_offset): one request at a time; the future of the next
+        # one, not yet started, is shared by every caller that arrives before it starts.
+        self._end_offsets_lock = asyncio.Lock()
+        self._queued: asyncio.Future[int] | None = None
+        self._fetches: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -134,10 +147,11 @@ class SetupReplica:
                  len(self.state.brands), len(self.state.links))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in [*self._fetches, self._task]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._consumer is not None:
             await self._consumer.stop()
 
@@ -161,13 +175,72 @@ class SetupReplica:
             async with self._advanced:
                 self._advanced.notify_all()
 
+    async def _end_offset(self) -> int:
+        """The topic's end offset, from a request that starts after this call.
+
+        Single flight: callers that arrive while no request is queued queue one (a future and the
+        task that will fill it); callers that arrive before that request *starts* share it. Once it
+        starts it is no longer queued, so later callers queue the next one, which waits for the
+        running one to finish. Every caller's answer thus comes from a request started after it
+        called (read-your-writes), and N concurrent misses cost about two requests, not N.
+        """
+        queued = self._queued
+        if queued is None:
+            queued = self._queued = asyncio.get_running_loop().create_future()
+            task = asyncio.create_task(self._fetch_end_offset(queued), name="setup-end-offsets")
+            self._fetches.add(task)
+            task.add_done_callback(self._fetches.discard)
+        # shield: one caller giving up (its request was cancelled) does not cancel the others' fetch
+        return await asyncio.shield(queued)
+
+    async def _fetch_end_offset(self, result: asyncio.Future[int]) -> None:
+        assert self._consumer is not None
+        try:
+            async with self._end_offsets_lock:
+                if self._queued is result:
+                    self._queued = None  # started: callers from now on need a later request
+                end = (await self._consumer.end_offsets([self._tp]))[self._tp]
+        except asyncio.CancelledError:
+            result.cancel()
+            raise
+        except Exception as exc:
+            result.set_exception(exc)
+            result.exception()  # every waiter re-raises it; none waiting is not worth a warning
+        else:
+            result.set_result(end)
+        finally:
+            if self._queued is result:
+                self._queued = None
+
     async def catch_up(self, timeout: float = 5.0) -> None:
         """Return once everything written to the setup topic before this call is applied."""
         assert self._consumer is not None
-        async with self._catch_up_lock:
-            end = (await self._consumer.end_offsets([self._tp]))[self._tp]
+        end = await self._end_offset()
         async with self._advanced:
             await asyncio.wait_for(self._advanced.wait_for(lambda: self._position >= end), timeout)
+
+    async def _read_your_writes(self, get: Callable[[], T | None]) -> T | None:
+        """``get()``; on a miss, catch up with the setup topic once and ``get()`` again."""
+        found = get()
+        if found is None:
+            await self.catch_up()
+            found = get()
+        return found
+
+    async def lookup(self, table: Table, ident: str) -> dict[str, Any] | None:
+        """``state.<table>[ident]``, seeing every write made before this call."""
+        return await self._read_your_writes(lambda: self.state.table(table).get(ident))
+
+    async def principal(self, api_key: str) -> Principal | None:
+        """The principal of ``api_key``, seeing every key issued before this call."""
+        return await self._read_your_writes(lambda: self.state.principal(api_key))
+
+    async def catch_up_if_missing(self, wanted: Iterable[tuple[Table, str]]) -> None:
+        """Catch up once when any ``(table, ident)`` of ``wanted`` is missing (for a batch of
+        lookups: one catch-up for the whole batch, not one per missing entity)."""
+        state = self.state
+        if any(ident not in state.table(table) for table, ident in wanted):
+            await self.catch_up()
 
 
 async def publish_setup(producer: Any, settings: Settings, key: str, value: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 __all__ = [
     "EmptyRefund",
+    "InvalidRecord",
     "MalformedJson",
     "SchemaError",
     "ValidationFailed",
@@ -35,6 +36,16 @@ class SchemaError:
 
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "reason": self.reason}
+
+
+class InvalidRecord(Exception):
+    """A Kafka record (or one event of it) that cannot be processed. ``reason`` is short and
+    machine-readable (it becomes the ``dlq.reason`` header); ``detail`` is for humans."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
 
 
 class ValidationFailed(ValueError):

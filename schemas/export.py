@@ -46,6 +46,8 @@ MODELS: Final[dict[str, Any]] = {
     "EventsBatchRecord": wire.EventsBatchRecord,
     "OrderRecord": wire.OrderRecord,
     "RefundRecord": wire.RefundRecord,
+    "LedgerOrderFact": wire.LedgerOrderFact,
+    "LedgerRefundFact": wire.LedgerRefundFact,
 }
 
 _VIEW: Final = {
@@ -154,6 +156,18 @@ EXAMPLES: Final[dict[str, tuple[str, Any]]] = {
         "refund_id": "509562969", "amount_minor": 19567, "currency": "USD",
         "occurred_at": "2026-11-25T20:04:00.000Z", "received_at": "2026-11-25T20:04:00.500Z",
         "source": "shopify",
+    }),
+    "ledger_order_fact": ("LedgerOrderFact", {
+        "kind": "order", "brand_id": "b1", "order_id": "o1", "version": 2,
+        "occurred_at": "2026-11-25T20:01:00.000Z", "currency": "USD", "gross_minor": 3998,
+        "refunded_minor": 1999, "net_minor": 1999, "via": "click", "creator_id": "cr1",
+        "campaign_id": "cmp1", "stream_id": "s1", "click_id": "evt-click-0001", "coupon_code": "SAVE10",
+        "rate_bps": 1000, "flat_minor": 0, "hold_days": 30, "commission_minor": 199, "reversed_minor": 200,
+        "skus": ["p1"], "source": "native",
+    }),
+    "ledger_refund_fact": ("LedgerRefundFact", {
+        "kind": "refund", "brand_id": "b1", "order_id": "o1", "refund_id": "r1", "amount_minor": 1999,
+        "currency": "USD", "occurred_at": "2026-11-25T20:04:00.000Z",
     }),
     "brand_create": ("BrandCreate", {"brand_id": "b1", "name": "Acme Outdoor", "currency": "USD"}),
     "creator_create": ("CreatorCreate", {"creator_id": "cr1", "name": "Jo Streams"}),

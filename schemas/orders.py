@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, Protocol
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from liveledger.domain.commission import items_gross_minor, net_minor
 from schemas.errors import MalformedJson, SchemaError, ValidationFailed, errors_from_pydantic
 from schemas.ids import CouponCode, Id
 from schemas.money import Currency, MinorAmount, PositiveMinorAmount, Quantity
@@ -82,14 +84,25 @@ _ORDER_VALIDATORS: Final = {
 }
 
 
-def gross_items_minor(order: OrderCreated) -> int:
-    """Σ quantity x unit_price_minor."""
-    return sum(item.quantity * item.unit_price_minor for item in order.items)
+class HasLines(Protocol):
+    """An order with lines and an order-level discount (webhook body or ``ll.orders`` record)."""
+
+    @property
+    def items(self) -> Sequence[OrderItem]: ...
+
+    @property
+    def discount_minor(self) -> int: ...
 
 
-def net_items_minor(order: OrderCreated) -> int:
-    """Net item revenue: Σ quantity x unit price - discount, never below 0 (tax/shipping excluded)."""
-    return max(0, gross_items_minor(order) - order.discount_minor)
+def gross_items_minor(order: HasLines) -> int:
+    """Σ quantity x unit_price_minor (:func:`liveledger.domain.commission.items_gross_minor`)."""
+    return items_gross_minor((item.quantity, item.unit_price_minor) for item in order.items)
+
+
+def net_items_minor(order: HasLines) -> int:
+    """Net item revenue before refunds: the contract's formula, kept once in
+    :func:`liveledger.domain.commission.net_minor` (tax and shipping excluded, never below 0)."""
+    return net_minor(gross_items_minor(order), order.discount_minor, 0)
 
 
 def validate_order_webhook(raw: Any, now: datetime | None = None) -> OrderCreated | OrderRefunded:

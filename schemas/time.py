@@ -21,9 +21,12 @@ __all__ = [
     "OccurredAt",
     "UtcDatetime",
     "check_window",
+    "format_ms",
     "format_rfc3339",
+    "from_ms",
     "now_from_context",
     "parse_rfc3339",
+    "to_ms",
     "utcnow",
     "window_problem",
 ]
@@ -77,13 +80,31 @@ def parse_rfc3339(s: str) -> datetime:
 
 def format_rfc3339(dt: datetime) -> str:
     """Aware datetime → ``"2026-11-25T20:00:00.123Z"`` (UTC, milliseconds, ``Z``)."""
-    if dt.tzinfo is None or dt.utcoffset() is None:
+    offset = dt.utcoffset()
+    if offset is None:
         raise ValueError("naive datetime: an offset is required")
-    u = dt.astimezone(UTC)
-    return (
-        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
-        f".{u.microsecond // 1000:03d}Z"
-    )
+    u = dt if not offset else dt.astimezone(UTC)
+    # isoformat is C code: ~0.3 µs against ~3 µs for field-by-field formatting (hot path)
+    return u.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MS: Final = timedelta(milliseconds=1)
+
+
+def to_ms(dt: datetime) -> int:
+    """Aware datetime → integer epoch milliseconds, exactly (no float rounding)."""
+    return (dt - _EPOCH) // _MS
+
+
+def from_ms(ms: int) -> datetime:
+    """Epoch milliseconds → aware UTC datetime."""
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+def format_ms(ms: int) -> str:
+    """Epoch milliseconds → ``"2026-11-25T20:00:00.123Z"`` (:func:`format_rfc3339`)."""
+    return format_rfc3339(from_ms(ms))
 
 
 def _to_utc(value: Any) -> datetime:

@@ -26,7 +26,7 @@ from mode import Service
 from liveledger.kafka import start_producer
 from liveledger.settings import Settings
 from liveledger.setup_state import SetupReplica
-from streams.dlq import Headers
+from schemas.wire import Headers
 from streams.ledger_consumer import LedgerConsumer
 from streams.live_consumer import LiveConsumer
 from streams.redis_state import LedgerStore, LiveStore, Notifier

@@ -20,8 +20,8 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from liveledger.settings import get_settings
+from liveledger.storage import redis_keys as keys
 from liveledger.topics import topic_name
-from streams import keys
 
 
 def _iso(dt: datetime) -> str:

@@ -19,13 +19,13 @@ Table layouts (values are JSON-friendly dicts; keys are ``"<brand_id>:<id>"``):
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from liveledger.domain import attribution as dom_attr
-from liveledger.domain.commission import commission_minor
-from streams.records import Event, Order, Refund, format_ms
+from liveledger.domain.commission import OrderState
+from schemas.time import from_ms, to_ms
+from schemas.wire import LedgerOrderFact, LedgerRefundFact, OrderRecord, RefundRecord, WireClickEvent
 
 DAY_MS = 24 * 3600 * 1000
 DEFAULT_WINDOW_DAYS = dom_attr.DEFAULT_ATTRIBUTION_WINDOW_DAYS
@@ -81,10 +81,6 @@ def _campaign_lookup(setup: SetupView) -> dom_attr.CampaignLookup:
     return lookup
 
 
-def _ms_to_dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
 def attribute(order: dict[str, Any], click: dict[str, Any] | None, setup: SetupView) -> dict[str, Any]:
     """Contract rules via :func:`liveledger.domain.attribution.attribute`; the campaign terms are
     frozen into the result so later setup edits do not rewrite past commissions."""
@@ -94,7 +90,7 @@ def attribute(order: dict[str, Any], click: dict[str, Any] | None, setup: SetupV
         click_fact = dom_attr.ClickFact(
             click_id=order["click_id"], brand_id=brand_id, creator_id=click["creator_id"],
             campaign_id=click.get("campaign_id"), stream_id=click.get("stream_id"),
-            product_id=click.get("product_id"), occurred_at=_ms_to_dt(click["occurred_ms"]))
+            product_id=click.get("product_id"), occurred_at=from_ms(click["occurred_ms"]))
     coupon_link = None
     if order.get("coupon_code"):
         link = setup.link_for_coupon(brand_id, order["coupon_code"])
@@ -104,7 +100,7 @@ def attribute(order: dict[str, Any], click: dict[str, Any] | None, setup: SetupV
                 creator_id=link["creator_id"], campaign_id=link["campaign_id"],
                 link_code=str(link.get("link_code", "")), stream_id=link.get("stream_id"))
     lookup = _campaign_lookup(setup)
-    a = dom_attr.attribute(brand_id, _ms_to_dt(order["occurred_ms"]), click_fact, coupon_link, lookup)
+    a = dom_attr.attribute(brand_id, from_ms(order["occurred_ms"]), click_fact, coupon_link, lookup)
     terms = lookup(a.campaign_id) if a.campaign_id else None
     return {
         "via": None if a.kind == "none" else a.kind,
@@ -116,22 +112,38 @@ def attribute(order: dict[str, Any], click: dict[str, Any] | None, setup: SetupV
     }
 
 
+def priced(order: dict[str, Any], attr: dict[str, Any], refunds: dict[str, int]) -> OrderState:
+    """The domain's :class:`OrderState` of an order's state: net, commission and reversed come from
+    :mod:`liveledger.domain.commission` (the one place the money rules live). ``gross_minor`` is
+    already net of the order-level discount; ``attr`` holds the terms frozen at attribution."""
+    attribution = dom_attr.UNATTRIBUTED
+    terms = None
+    if attr["via"]:
+        attribution = dom_attr.Attribution(
+            kind=attr["via"], creator_id=attr["creator_id"], campaign_id=attr["campaign_id"],
+            stream_id=attr["stream_id"], click_id=attr["click_id"] if attr["via"] == "click" else None)
+        if attr["campaign_id"]:
+            terms = dom_attr.CampaignTerms(campaign_id=attr["campaign_id"], brand_id=order["brand_id"],
+                                           rate_bps=attr["rate_bps"], flat_minor=attr["flat_minor"],
+                                           hold_days=attr["hold_days"])
+    return OrderState(brand_id=order["brand_id"], order_id=order["order_id"], currency=order["currency"],
+                      occurred_at=from_ms(order["occurred_ms"]), gross_items_minor=order["gross_minor"],
+                      discount_minor=0, attribution=attribution, terms=terms, refunds=refunds)
+
+
 def snapshot(state: dict[str, Any]) -> dict[str, Any]:
     """The order's ledger view (without version) from its state."""
     order, attr = state["order"], state["attr"]
-    refunded = sum(r["amount_minor"] for r in state["refunds"].values() if refund_applies(r, order))
-    gross = order["gross_minor"]
-    net = max(0, gross - refunded)
-    full = commission_minor(gross, attr["rate_bps"], attr["flat_minor"]) if attr["via"] else 0
-    current = commission_minor(net, attr["rate_bps"], attr["flat_minor"]) if attr["via"] else 0
+    refunds = {rid: r["amount_minor"] for rid, r in state["refunds"].items() if refund_applies(r, order)}
+    money = priced(order, attr, refunds)
     return {
         "brand_id": order["brand_id"],
         "order_id": order["order_id"],
         "occurred_ms": order["occurred_ms"],
         "currency": order["currency"],
-        "gross_minor": gross,
-        "refunded_minor": refunded,
-        "net_minor": net,
+        "gross_minor": order["gross_minor"],
+        "refunded_minor": money.refunds_total_minor,
+        "net_minor": money.net_minor,
         "via": attr["via"],
         "creator_id": attr["creator_id"],
         "campaign_id": attr["campaign_id"],
@@ -141,8 +153,8 @@ def snapshot(state: dict[str, Any]) -> dict[str, Any]:
         "rate_bps": attr["rate_bps"],
         "flat_minor": attr["flat_minor"],
         "hold_days": attr["hold_days"],
-        "commission_minor": current,
-        "reversed_minor": full - current,
+        "commission_minor": money.commission_minor,
+        "reversed_minor": money.reversed_minor,
         "skus": order["skus"],
         "source": order["source"],
     }
@@ -189,7 +201,7 @@ def _order_state(t: Tables, key: str) -> dict[str, Any]:
     return state
 
 
-def on_order(t: Tables, setup: SetupView, o: Order, src: str) -> Effects:
+def on_order(t: Tables, setup: SetupView, o: OrderRecord, src: str) -> Effects:
     """``src`` = "topic:partition:offset" of the record, so a replay is told apart from a duplicate."""
     fx = Effects()
     fx.count("orders_received")
@@ -208,8 +220,8 @@ def on_order(t: Tables, setup: SetupView, o: Order, src: str) -> Effects:
     fx.count("orders_accepted")
     order = {
         "brand_id": o.brand_id, "order_id": o.order_id, "event_id": o.event_id, "click_id": o.click_id,
-        "coupon_code": o.coupon_code, "occurred_ms": o.occurred_ms, "currency": o.currency,
-        "gross_minor": o.gross_net_minor, "skus": sorted({i.sku for i in o.items}), "source": o.source,
+        "coupon_code": o.coupon_code, "occurred_ms": to_ms(o.occurred_at), "currency": o.currency,
+        "gross_minor": o.net_items_minor(), "skus": o.skus, "source": o.source,
     }
     click = t.clicks.get(f"{o.brand_id}:{o.click_id}") if o.click_id else None
     if o.click_id and click is None:
@@ -228,7 +240,7 @@ def on_order(t: Tables, setup: SetupView, o: Order, src: str) -> Effects:
     return fx
 
 
-def on_refund(t: Tables, setup: SetupView, r: Refund, src: str) -> Effects:
+def on_refund(t: Tables, setup: SetupView, r: RefundRecord, src: str) -> Effects:
     fx = Effects()
     fx.count("refunds_received")
     if _seen(t, r.brand_id, r.event_id, f"r:{r.refund_id}", fx, "refunds"):
@@ -241,7 +253,7 @@ def on_refund(t: Tables, setup: SetupView, r: Refund, src: str) -> Effects:
     else:
         fx.count("refunds_accepted")
         if prior is None:
-            refund = {"amount_minor": r.amount_minor, "occurred_ms": r.occurred_ms, "event_id": r.event_id,
+            refund = {"amount_minor": r.amount_minor, "occurred_ms": to_ms(r.occurred_at), "event_id": r.event_id,
                       "src": src, "currency": r.currency}
             state = {**state, "refunds": {**state["refunds"], r.refund_id: refund}}
         if state["order"] is None:
@@ -257,24 +269,24 @@ def on_refund(t: Tables, setup: SetupView, r: Refund, src: str) -> Effects:
     return fx
 
 
-def on_click(t: Tables, setup: SetupView, c: Event, src: str) -> Effects:
+def on_click(t: Tables, setup: SetupView, c: WireClickEvent, brand_id: str, src: str) -> Effects:
     """Remember the click; re-attribute orders that arrived before it."""
     fx = Effects()
-    key = f"{c.brand_id}:{c.event_id}"
+    key = f"{brand_id}:{c.event_id}"
     click = t.clicks.get(key)
     if click is None:
         click = {"creator_id": c.creator_id, "campaign_id": c.campaign_id, "stream_id": c.stream_id,
-                 "product_id": c.product_id, "occurred_ms": c.occurred_ms, "src": src}
+                 "product_id": c.product_id, "occurred_ms": to_ms(c.occurred_at), "src": src}
         t.clicks[key] = click
     elif click["src"] != src:
         return fx  # duplicate click: nothing changes
     for order_id in t.waiting.get(key) or []:
-        okey = f"{c.brand_id}:{order_id}"
+        okey = f"{brand_id}:{order_id}"
         state = t.orders.get(okey)
         if not state or state["order"] is None:
             continue
         attr = attribute(state["order"], click, setup)
-        if attr["via"] == "click" and state["attr"]["via"] != "click":
+        if attr["via"] == "click" and dom_attr.outranks("click", state["attr"]["via"] or "none"):
             state = _publish({**state, "attr": attr}, fx)
             t.orders[okey] = state
             fx.count("orders_late_click_attributed")
@@ -283,16 +295,12 @@ def on_click(t: Tables, setup: SetupView, c: Event, src: str) -> Effects:
     return fx
 
 
-def ledger_fact_order(snap: dict[str, Any]) -> dict[str, Any]:
+def ledger_fact_order(snap: dict[str, Any]) -> LedgerOrderFact:
     """The ``ll.ledger`` record for an order snapshot (a commission version)."""
     out = {k: v for k, v in snap.items() if k != "occurred_ms"}
-    return {"kind": "order", "occurred_at": format_ms(snap["occurred_ms"]), **out}
+    return LedgerOrderFact.model_construct(kind="order", occurred_at=from_ms(snap["occurred_ms"]), **out)
 
 
-def ledger_fact_refund(fact: dict[str, Any]) -> dict[str, Any]:
+def ledger_fact_refund(fact: dict[str, Any]) -> LedgerRefundFact:
     out = {k: v for k, v in fact.items() if k != "occurred_ms"}
-    return {"kind": "refund", "occurred_at": format_ms(fact["occurred_ms"]), **out}
-
-
-def as_dict(e: Event) -> dict[str, Any]:
-    return asdict(e)
+    return LedgerRefundFact.model_construct(kind="refund", occurred_at=from_ms(fact["occurred_ms"]), **out)

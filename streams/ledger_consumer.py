@@ -11,7 +11,7 @@ Here Redis, not Kafka, is the source of truth for what was applied:
   consumer seeks to fence + 1; on revocation the in-memory state is dropped (work not yet in Redis
   is replayed by the next owner);
 - per ``getmany`` and partition: the records above the fences, the two topics merged by timestamp,
-  go through the pure :mod:`streams.ledger`; then **one Lua step** (:data:`streams.lua.LEDGER_STEP`)
+  go through the pure :mod:`streams.ledger`; then **one Lua step** (:data:`liveledger.storage.lua.LEDGER_STEP`)
   checks that the stored fences are still the ones loaded (a zombie member is refused), writes the
   changed state entries, applies the order snapshots to the aggregates, appends the records to
   produce to the partition's outbox and moves the fences -- atomically. Then the outbox is produced
@@ -41,10 +41,10 @@ from aiokafka.errors import KafkaError
 from liveledger.settings import Settings
 from liveledger.setup_state import SetupReplica
 from liveledger.topics import topic_name
+from schemas.errors import InvalidRecord
+from schemas.wire import DeadLetter, Headers, OrderRecord, WireClickEvent, decode_events_record, decode_orders_record
 from streams import ledger
-from streams.dlq import Headers, dlq_headers
 from streams.ledger_state import PartitionState
-from streams.records import InvalidRecord, Order, clicks_in_batch, parse_order_record
 from streams.redis_state import Fenced, LedgerStore, Notifier, now_ms
 
 log = logging.getLogger(__name__)
@@ -270,8 +270,8 @@ class LedgerConsumer:
                 await self.handle(tables, work, topic, p, rec.offset, rec.key, rec.value)
             except Exception as exc:  # a bug must not stop the partition: dead-letter the record and go on
                 log.exception("ledger consumer failed on %s:%d:%d", topic, p, rec.offset)
-                work.outbox.append(outbox_entry(self.dlq_topic, None, rec.key, rec.value, dlq_headers(
-                    "processing_error", topic, p, rec.offset, detail=repr(exc))))
+                work.outbox.append(outbox_entry(self.dlq_topic, None, rec.key, rec.value, DeadLetter(
+                    "processing_error", topic, p, rec.offset, detail=repr(exc)).headers()))
         sets, dels = state.take_changes()
         expected = {f"{t}:{p}": state.fence(t) for t in self.topics}
         arg = {"part": p, "fences": {tp: [expected[tp], new_fences.get(tp, -1)] for tp in expected},
@@ -295,17 +295,23 @@ class LedgerConsumer:
         src = f"{topic}:{partition}:{offset}"
         setup = self.replica.state
         if topic == self.events_topic:
-            for click in clicks_in_batch(value, key):
-                self._emit(work, ledger.on_click(t, setup, click, src), partition, key or b"")
+            try:  # anything invalid in an events record is dead-lettered by the live path
+                batch = decode_events_record(value, key)
+            except InvalidRecord:
+                return
+            for e in batch.events:
+                if isinstance(e, WireClickEvent):
+                    fx = ledger.on_click(t, setup, e, batch.brand_id, src)
+                    self._emit(work, fx, partition, batch.brand_id.encode())
             return
         try:
-            rec = parse_order_record(value, key)
+            rec = decode_orders_record(value, key)
         except InvalidRecord as exc:
-            work.outbox.append(outbox_entry(self.dlq_topic, None, key, value, dlq_headers(
-                exc.reason, topic, partition, offset, detail=exc.detail)))
+            work.outbox.append(outbox_entry(self.dlq_topic, None, key, value, DeadLetter(
+                exc.reason, topic, partition, offset, detail=exc.detail).headers()))
             work.add(ledger.Effects(stats={"orders_dead_lettered": 1, f"dlq|{exc.reason}": 1}))
             return
-        if isinstance(rec, Order):
+        if isinstance(rec, OrderRecord):
             await self._catch_up_if_missing(t, rec)
             fx = ledger.on_order(t, self.replica.state, rec, src)
         else:
@@ -315,13 +321,13 @@ class LedgerConsumer:
     def _emit(self, work: StepWork, fx: ledger.Effects, partition: int, brand: bytes) -> None:
         for snap in fx.snapshots:
             work.outbox.append(outbox_entry(self.ledger_topic, partition, brand,
-                                            orjson.dumps(ledger.ledger_fact_order(snap))))
+                                            ledger.ledger_fact_order(snap).to_bytes()))
         for ref in fx.refunds:
             work.outbox.append(outbox_entry(self.ledger_topic, partition, brand,
-                                            orjson.dumps(ledger.ledger_fact_refund(ref))))
+                                            ledger.ledger_fact_refund(ref).to_bytes()))
         work.add(fx)
 
-    async def _catch_up_if_missing(self, t: ledger.Tables, o: Order) -> None:
+    async def _catch_up_if_missing(self, t: ledger.Tables, o: OrderRecord) -> None:
         state = self.replica.state
         click = t.clicks.get(f"{o.brand_id}:{o.click_id}") if o.click_id else None
         missing = (click is not None and click.get("campaign_id") and click["campaign_id"] not in state.campaigns) \

@@ -3,18 +3,32 @@
 A flush covers consecutive records of one partition. Counters are summed here assuming no
 duplicates; the Lua script de-dups every event id (SET NX, 8-day TTL) and subtracts the few
 duplicates' contributions, all in the same atomic step that advances the offset fence.
+
+What counts (docs/money-rules.md, "Live metrics"): ``views`` = joins; ``clicks``; ``add_to_carts``;
+clicks per product; unique viewers = the viewers that sent a view; ``viewers_now`` from each
+viewer's last join/heartbeat and last leave (a late, older heartbeat never revives a viewer who left).
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.keys import DEDUP_TTL_S
-from streams.records import Event
+from liveledger.storage import redis_keys as K
+from schemas.time import to_ms
+from schemas.wire import DecodedEvents, WireAddToCartEvent, WireClickEvent
 
-_COUNTER_FIELD = {"click": "clicks", "add_to_cart": "add_to_carts"}
+
+@dataclass(slots=True)
+class StreamPart:
+    """One stream's share of a flush."""
+
+    inc: Counter[str] = field(default_factory=Counter)
+    product_clicks: Counter[str] = field(default_factory=Counter)
+    viewers: set[str] = field(default_factory=set)
+    presence: dict[str, list[int]] = field(default_factory=dict)  # viewer -> [last join/heartbeat ms, last leave ms]
+    max_ts: int = 0
 
 
 @dataclass(slots=True)
@@ -28,13 +42,9 @@ class LiveBatch:
     first_offset: int = -1
     last_offset: int = -1
     valid: int = 0
-    ev: list[list[str]] = field(default_factory=list)
-    inc: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
-    product_clicks: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
-    viewers: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    # stream -> viewer -> [last join/heartbeat ms, last leave ms]
-    presence: defaultdict[str, dict[str, list[int]]] = field(default_factory=lambda: defaultdict(dict))
-    max_ts: dict[str, int] = field(default_factory=dict)
+    streams: dict[str, StreamPart] = field(default_factory=dict)
+    # [dedup key, stream id ("" none), counter field ("" none), product ("" none)]
+    ev: list[tuple[str, str, str, str]] = field(default_factory=list)
     stats: Counter[str] = field(default_factory=Counter)
 
     def __len__(self) -> int:
@@ -45,60 +55,77 @@ class LiveBatch:
             self.first_offset = offset
         self.last_offset = offset
 
-    def add_events(self, events: list[Event]) -> None:
-        for e in events:
-            self.add(e)
+    def _part(self, stream_id: str) -> StreamPart:
+        part = self.streams.get(stream_id)
+        if part is None:
+            part = self.streams[stream_id] = StreamPart()
+        return part
 
-    def add(self, e: Event) -> None:
-        self.valid += 1
-        s = e.stream_id
-        counter = ""
-        product = ""
-        if s is not None:
-            if e.type == "view":
+    def add_events(self, batch: DecodedEvents) -> None:
+        p, brand = self.prefix, batch.brand_id
+        for e in batch.events:
+            self.valid += 1
+            dedup = K.dedup(p, brand, e.event_id)
+            if isinstance(e, WireClickEvent):
+                s = e.stream_id
+                if s is None:
+                    self.ev.append((dedup, "", "", ""))
+                    continue
+                part = self._part(s)
+                part.inc["clicks"] += 1
+                product = e.product_id or ""
+                if product:
+                    part.product_clicks[product] += 1
+                self.ev.append((dedup, s, "clicks", product))
+            elif isinstance(e, WireAddToCartEvent):
+                self._part(e.stream_id).inc["add_to_carts"] += 1
+                self.ev.append((dedup, e.stream_id, "add_to_carts", ""))
+            else:
+                part = self._part(e.stream_id)
+                counter = ""
                 if e.action == "join":
                     counter = "views"
-                if e.viewer_id is not None:
-                    self.viewers[s].add(e.viewer_id)
-                    slot = self.presence[s].setdefault(e.viewer_id, [0, 0])
-                    i = 1 if e.action == "leave" else 0
-                    if e.occurred_ms > slot[i]:
-                        slot[i] = e.occurred_ms
-                if e.occurred_ms > self.max_ts.get(s, 0):
-                    self.max_ts[s] = e.occurred_ms
-            else:
-                counter = _COUNTER_FIELD[e.type]
-                if e.type == "click" and e.product_id is not None:
-                    product = e.product_id
-                    self.product_clicks[s][product] += 1
-            if counter:
-                self.inc[s][counter] += 1
-        self.ev.append([f"{e.brand_id}:{e.event_id}", s or "", counter, product])
+                    part.inc["views"] += 1
+                part.viewers.add(e.viewer_id)
+                slot = part.presence.setdefault(e.viewer_id, [0, 0])
+                i = 1 if e.action == "leave" else 0
+                ms = to_ms(e.occurred_at)
+                if ms > slot[i]:
+                    slot[i] = ms
+                if ms > part.max_ts:
+                    part.max_ts = ms
+                self.ev.append((dedup, e.stream_id, counter, ""))
 
     def count(self, stat: str, n: int = 1) -> None:
         self.stats[stat] += n
 
-    def streams(self) -> set[str]:
-        return set(self.inc) | set(self.presence) | set(self.product_clicks)
+    def stream_ids(self) -> set[str]:
+        return set(self.streams)
 
     def to_script_arg(self, now_ms: int) -> dict[str, Any]:
-        """The JSON argument of :data:`streams.lua.LIVE_FLUSH`."""
+        """The JSON argument of :data:`liveledger.storage.lua.LIVE_FLUSH` (key names included)."""
+        p = self.prefix
+        order = sorted(self.streams)
+        position = {s: i + 1 for i, s in enumerate(order)}
+        streams = []
+        for s in order:
+            part = self.streams[s]
+            streams.append({
+                "k": {"c": K.stream_counts(p, s), "p": K.stream_products(p, s), "v": K.stream_viewers(p, s),
+                      "n": K.stream_now(p, s), "l": K.stream_left(p, s)},
+                "inc": dict(part.inc), "pc": dict(part.product_clicks), "uv": sorted(part.viewers),
+                "vw": [[v, t[0], t[1]] for v, t in part.presence.items()], "ts": part.max_ts,
+            })
         return {
-            "p": self.prefix,
-            "c": self.consumer,
+            "off": K.offsets(p, self.consumer),
+            "stats": K.stats(p),
             "tp": f"{self.topic}:{self.partition}",
             "first": self.first_offset,
             "last": self.last_offset,
-            "ttl": DEDUP_TTL_S,
+            "ttl": K.DEDUP_TTL_S,
             "valid": self.valid,
-            "ev": self.ev,
-            "inc": {s: dict(c) for s, c in self.inc.items()},
-            "pc": {s: dict(c) for s, c in self.product_clicks.items()},
-            "uv": {s: sorted(v) for s, v in self.viewers.items()},
-            "vw": {s: [[v, t[0], t[1]] for v, t in d.items()] for s, d in self.presence.items()},
-            "ts": self.max_ts,
-            "streams": sorted(self.streams()),
+            "ev": [[d, position[s] if s else 0, c, pr] for d, s, c, pr in self.ev],
+            "streams": streams,
             "now": now_ms,
             "st": dict(self.stats),
         }
-

@@ -19,9 +19,9 @@ from aiokafka.errors import KafkaError
 
 from liveledger.settings import Settings
 from liveledger.topics import topic_name
-from streams.dlq import Headers, dlq_headers
+from schemas.errors import InvalidRecord
+from schemas.wire import DeadLetter, Headers, decode_events_record
 from streams.live import LiveBatch
-from streams.records import InvalidRecord, parse_event_batch
 from streams.redis_state import LiveStore, Notifier, now_ms
 
 log = logging.getLogger(__name__)
@@ -111,21 +111,21 @@ class LiveConsumer:
                 continue
             batch.add_offset(rec.offset)
             try:
-                parsed = parse_event_batch(rec.value, rec.key)
+                parsed = decode_events_record(rec.value, rec.key)
             except InvalidRecord as exc:
                 batch.count("records_dead_lettered")
                 batch.count(f"dlq|{exc.reason}")
                 deliveries.append(await self.send(
                     self.dlq_topic, rec.key, rec.value,
-                    dlq_headers(exc.reason, tp.topic, tp.partition, rec.offset, detail=exc.detail)))
+                    DeadLetter(exc.reason, tp.topic, tp.partition, rec.offset, detail=exc.detail).headers()))
                 continue
             batch.count("events_received", len(parsed.events) + len(parsed.rejected))
-            batch.add_events(parsed.events)
+            batch.add_events(parsed)
             for index, reason, raw in parsed.rejected:
                 batch.count("events_dead_lettered")
                 batch.count(f"dlq|{reason}")
-                deliveries.append(await self.send(
-                    self.dlq_topic, rec.key, raw, dlq_headers(reason, tp.topic, tp.partition, rec.offset, index)))
+                dead = DeadLetter(reason, tp.topic, tp.partition, rec.offset, index)
+                deliveries.append(await self.send(self.dlq_topic, rec.key, raw, dead.headers()))
         if batch.first_offset < 0:
             return None
         for d in deliveries:  # dead letters durable before the fence moves past them
@@ -138,7 +138,7 @@ class LiveConsumer:
             self.consumer.seek(tp, n + 1)
             return None
         self.fences[tp] = batch.last_offset
-        self.notifier.mark(batch.streams())
+        self.notifier.mark(batch.stream_ids())
         self._events += len(batch)
         self._flushes += 1
         return batch.last_offset

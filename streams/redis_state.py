@@ -15,9 +15,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from streams import keys
+from liveledger.storage import redis_keys as keys
+from liveledger.storage.lua import LEDGER_STEP, LIVE_FLUSH, OUTBOX_CLEAR
 from streams.ledger_state import TABLES, PartitionState
-from streams.lua import LEDGER_STEP, LIVE_FLUSH, OUTBOX_CLEAR
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,17 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+async def _retry(call: Any) -> Any:
+    delay = 0.1
+    while True:
+        try:
+            return await call()
+        except TRANSIENT as exc:
+            log.warning("redis unavailable (%s); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 class LiveStore:
     """Applies flushes; retries transient Redis errors (the flush is idempotent thanks to the fence)."""
 
@@ -36,20 +47,10 @@ class LiveStore:
         self.prefix = prefix
         self._live = client.register_script(LIVE_FLUSH)
 
-    async def _call(self, script: Any, arg: dict[str, Any]) -> Any:
-        payload = orjson.dumps(arg)
-        delay = 0.1
-        while True:
-            try:
-                return await script(keys=[], args=[payload])
-            except TRANSIENT as exc:
-                log.warning("redis unavailable (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
     async def apply_live(self, arg: dict[str, Any]) -> tuple[bool, int]:
         """→ (applied, duplicates) or (False, stored offset) when fenced."""
-        res = await self._call(self._live, arg)
+        payload = orjson.dumps(arg)
+        res = await _retry(lambda: self._live(keys=[], args=[payload]))
         if int(res[0]) < 0:
             return False, int(res[1])
         return True, int(res[0])
@@ -66,17 +67,6 @@ class Fenced(Exception):
         super().__init__(f"{tp} fenced at {stored}")
         self.tp = tp
         self.stored = stored
-
-
-async def _retry(call: Any) -> Any:
-    delay = 0.1
-    while True:
-        try:
-            return await call()
-        except TRANSIENT as exc:
-            log.warning("redis unavailable (%s); retrying in %.1fs", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
 
 
 class LedgerStore:
@@ -97,6 +87,24 @@ class LedgerStore:
     def state_key(self, partition: int, table: str) -> str:
         return keys.ledger_state(self.prefix, partition, table)
 
+    def _with_keys(self, snap: dict[str, Any]) -> dict[str, Any]:
+        """An order snapshot with the names of every aggregate it counts in (``k``, see
+        :data:`liveledger.storage.lua.LEDGER_STEP`); stored with the contribution, so the script
+        removes an old contribution from exactly the keys it was added to."""
+        p, brand, creator, stream = self.prefix, snap["brand_id"], snap.get("creator_id"), snap.get("stream_id")
+        k = {"o": keys.order_contribution(p, brand, snap["order_id"]), "bs": keys.brand_sales(p, brand)}
+        if creator:
+            k.update(ce=keys.creator_earnings(p, creator), cc=keys.creator_by_campaign(p, creator),
+                     cs=keys.creator_by_stream(p, creator))
+        if stream:
+            k.update(sc=keys.stream_counts(p, stream), sp=keys.stream_products(p, stream))
+        return {**snap, "k": k}
+
+    def _fixed_keys(self, partition: int) -> dict[str, str]:
+        """The fences, stats and outbox keys of one partition's step (every script gets its keys)."""
+        return {"off": keys.offsets(self.prefix, self.CONSUMER), "stats": keys.stats(self.prefix),
+                "ob": keys.ledger_outbox(self.prefix, partition)}
+
     async def load(self, partition: int, topics: list[str]) -> PartitionState:
         fields = [f"{t}:{partition}" for t in topics]
 
@@ -113,9 +121,11 @@ class LedgerStore:
         return PartitionState.from_redis(partition, hashes, fences)
 
     async def step(self, arg: dict[str, Any]) -> list[str]:
-        """Apply one step (:data:`streams.lua.LEDGER_STEP`) → streams whose counters changed.
+        """Apply one step (:data:`liveledger.storage.lua.LEDGER_STEP`) → streams whose counters changed.
         Raises :class:`Fenced` when the stored fences are not ``arg["fences"][tp][0]``."""
-        payload = orjson.dumps({"p": self.prefix, "c": self.CONSUMER, **arg})
+        part = arg["part"]
+        payload = orjson.dumps({**self._fixed_keys(part), "sk": {t: self.state_key(part, t) for t in TABLES},
+                                **arg, "snaps": [self._with_keys(s) for s in arg["snaps"]]})
         res = await _retry(lambda: self._step(keys=[], args=[payload]))
         if int(res[0]) < 0:
             raise Fenced(_text(res[1]), int(res[2]))
@@ -127,7 +137,7 @@ class LedgerStore:
 
     async def clear_outbox(self, partition: int, fences: dict[str, int]) -> bool:
         """DEL the outbox if the fences are still ``fences`` (else another member took over)."""
-        payload = orjson.dumps({"p": self.prefix, "c": self.CONSUMER, "part": partition,
+        payload = orjson.dumps({**self._fixed_keys(partition),
                                 "fences": {tp: [n, n] for tp, n in fences.items()}})
         res = await _retry(lambda: self._clear(keys=[], args=[payload]))
         return int(res[0]) > 0

@@ -38,6 +38,7 @@ __all__ = [
     "attribute",
     "attribution_rank",
     "click_in_window",
+    "outranks",
     "require_utc",
     "should_reattribute",
 ]
@@ -204,4 +205,9 @@ def should_reattribute(current: Attribution, new: Attribution) -> bool:
     Only a strictly higher kind replaces the current one; a click attribution is final, and an
     equal kind never flips (no churn between two coupons or two clicks).
     """
-    return attribution_rank(new) > attribution_rank(current)
+    return outranks(new.kind, current.kind)
+
+
+def outranks(new: AttributionKind, current: AttributionKind) -> bool:
+    """:func:`should_reattribute` on the kinds alone (click > coupon > none, strictly)."""
+    return _RANK[new] > _RANK[current]

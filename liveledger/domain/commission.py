@@ -7,8 +7,8 @@ Integers only (minor units of the order's currency); no float ever touches money
 - reversed = commission(original net) - commission(current net)   (>= 0, refunds only lower net)
 
 A refund id counts once: the first amount seen for a ``refund_id`` wins, later duplicates are
-ignored even when their amount differs. A refund for an order not seen yet waits in
-:class:`PendingRefunds` until the order arrives.
+ignored even when their amount differs. A refund for an order not seen yet waits in the stream
+worker's order state until the order arrives (streams/ledger.py).
 """
 
 from __future__ import annotations
@@ -22,13 +22,10 @@ from liveledger.domain.attribution import UNATTRIBUTED, Attribution, CampaignTer
 
 __all__ = [
     "OrderState",
-    "PendingRefunds",
     "apply_refund",
     "commission_minor",
     "items_gross_minor",
     "net_minor",
-    "new_order_state",
-    "reattribute",
     "reversed_minor",
 ]
 
@@ -148,30 +145,6 @@ class OrderState:
         return self.terms.hold_days if self.terms is not None else 0
 
 
-def new_order_state(
-    *,
-    brand_id: str,
-    order_id: str,
-    currency: str,
-    occurred_at: datetime,
-    gross_items_minor: int,
-    discount_minor: int,
-    attribution: Attribution = UNATTRIBUTED,
-    terms: CampaignTerms | None = None,
-) -> OrderState:
-    """An order with no refunds yet (keyword-only convenience constructor)."""
-    return OrderState(
-        brand_id=brand_id,
-        order_id=order_id,
-        currency=currency,
-        occurred_at=occurred_at,
-        gross_items_minor=gross_items_minor,
-        discount_minor=discount_minor,
-        attribution=attribution,
-        terms=terms,
-    )
-
-
 def apply_refund(state: OrderState, refund_id: str, amount_minor: int) -> tuple[OrderState, bool]:
     """Add a refund; ``(state, False)`` when ``refund_id`` was already applied (counts once)."""
     _check_int(amount_minor, "amount_minor")
@@ -185,47 +158,3 @@ def apply_refund(state: OrderState, refund_id: str, amount_minor: int) -> tuple[
 def reversed_minor(state: OrderState) -> int:
     """Commission removed by refunds: commission(original net) - commission(current net)."""
     return state.reversed_minor
-
-
-def reattribute(state: OrderState, attribution: Attribution, terms: CampaignTerms | None) -> OrderState:
-    """The same order credited elsewhere (refunds kept). Pair with ``should_reattribute``."""
-    return replace(state, attribution=attribution, terms=terms)
-
-
-@dataclass(frozen=True, slots=True)
-class PendingRefunds:
-    """Refunds that arrived before their order, for one ``(brand_id, order_id)``."""
-
-    brand_id: str
-    order_id: str
-    refunds: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
-
-    def __post_init__(self) -> None:
-        for refund_id, amount in self.refunds.items():
-            _check_int(amount, f"refund {refund_id}")
-        if not isinstance(self.refunds, MappingProxyType):
-            object.__setattr__(self, "refunds", MappingProxyType(dict(self.refunds)))
-
-    def add(self, refund_id: str, amount_minor: int) -> tuple[PendingRefunds, bool]:
-        """Remember a refund; ``(self, False)`` for a duplicate ``refund_id``."""
-        _check_int(amount_minor, "amount_minor")
-        if refund_id in self.refunds:
-            return self, False
-        refunds = dict(self.refunds)
-        refunds[refund_id] = amount_minor
-        return replace(self, refunds=MappingProxyType(refunds)), True
-
-    def apply_to(self, state: OrderState) -> tuple[OrderState, tuple[str, ...]]:
-        """Apply every waiting refund to the order that just arrived.
-
-        Returns the new state and the refund ids actually applied (sorted; ids the order already
-        had are skipped). Raises ``ValueError`` if the state is another order.
-        """
-        if (state.brand_id, state.order_id) != (self.brand_id, self.order_id):
-            raise ValueError("pending refunds belong to another order")
-        applied: list[str] = []
-        for refund_id in sorted(self.refunds):
-            state, changed = apply_refund(state, refund_id, self.refunds[refund_id])
-            if changed:
-                applied.append(refund_id)
-        return state, tuple(applied)

@@ -23,16 +23,16 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from liveledger.domain.attribution import require_utc
-from liveledger.domain.commission import OrderState
 from liveledger.domain.payouts import PayoutItem
 
 __all__ = [
     "CommissionBreakdown",
     "EarningsTotals",
     "OrderCommissionStatus",
+    "PricedOrder",
     "approves_at",
     "commission_breakdown",
     "earnings_by",
@@ -44,6 +44,35 @@ __all__ = [
 ]
 
 K = TypeVar("K", bound=Hashable)
+
+
+class PricedOrder(Protocol):
+    """An order as the status rules need it: its money as already priced. The ledger's stored rows
+    (the read path reports the commission the worker stored; it never recomputes it) and
+    :class:`liveledger.domain.commission.OrderState` both satisfy it. ``hold_days`` is 0 when the
+    order has no campaign terms."""
+
+    @property
+    def brand_id(self) -> str: ...
+    @property
+    def order_id(self) -> str: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def creator_id(self) -> str | None: ...
+    @property
+    def hold_days(self) -> int: ...
+    @property
+    def net_minor(self) -> int: ...
+    @property
+    def commission_minor(self) -> int: ...
+    @property
+    def reversed_minor(self) -> int: ...
+
+
+P = TypeVar("P", bound=PricedOrder)
 
 OrderCommissionStatus = Literal["none", "pending", "approved", "paid", "reversed"]
 
@@ -96,18 +125,18 @@ class EarningsTotals:
         )
 
 
-def approves_at(state: OrderState) -> datetime:
+def approves_at(state: PricedOrder) -> datetime:
     """Order time + the campaign's hold days (hold 0 when there are no terms)."""
     return state.occurred_at + timedelta(days=state.hold_days)
 
 
-def is_pending(state: OrderState, as_of: datetime) -> bool:
+def is_pending(state: PricedOrder, as_of: datetime) -> bool:
     """Pending while ``as_of < order time + hold_days``; approved from that instant on."""
     require_utc(as_of, "as_of")
     return as_of < approves_at(state)
 
 
-def order_breakdown(state: OrderState, paid_minor: int, as_of: datetime) -> CommissionBreakdown:
+def order_breakdown(state: PricedOrder, paid_minor: int, as_of: datetime) -> CommissionBreakdown:
     """Breakdown of one order's commission for its creator, given what was paid for it so far."""
     current = state.commission_minor
     unpaid = current - paid_minor
@@ -120,10 +149,10 @@ def order_breakdown(state: OrderState, paid_minor: int, as_of: datetime) -> Comm
     )
 
 
-def order_status(state: OrderState, paid_minor: int, as_of: datetime) -> OrderCommissionStatus:
+def order_status(state: PricedOrder, paid_minor: int, as_of: datetime) -> OrderCommissionStatus:
     """One label for an order: none (never earned), reversed (refunded to 0 commission),
     paid (fully paid, including after a netted clawback), pending or approved."""
-    if state.original_commission_minor == 0:
+    if state.commission_minor + state.reversed_minor == 0:  # commission before any refund
         return "none"
     current = state.commission_minor
     if current == 0:
@@ -147,10 +176,10 @@ def paid_by_order(items: Iterable[PayoutItem], as_of: datetime) -> dict[tuple[st
 
 
 def earnings_by(
-    states: Iterable[OrderState],
+    states: Iterable[P],
     payouts_included: Iterable[PayoutItem],
     as_of: datetime,
-    key: Callable[[OrderState], K],
+    key: Callable[[P], K],
 ) -> dict[tuple[K | None, str], EarningsTotals]:
     """Earnings grouped by ``(key(state), currency)``; only attributed states count.
 
@@ -160,10 +189,10 @@ def earnings_by(
 
 
 def earnings_grouped(
-    states: Iterable[OrderState],
+    states: Iterable[P],
     payouts_included: Iterable[PayoutItem],
     as_of: datetime,
-    keys: Mapping[str, Callable[[OrderState], Any]],
+    keys: Mapping[str, Callable[[P], Any]],
 ) -> dict[str, dict[tuple[Any, str], EarningsTotals]]:
     """:func:`earnings_by` for several groupings at once: each order's breakdown is computed once
     and added to every grouping (``name -> {(key, currency): totals}``)."""
@@ -205,14 +234,14 @@ def totals_by_currency(grouped: Mapping[tuple[Any, str], EarningsTotals]) -> dic
 
 
 def earnings_totals(
-    states: Iterable[OrderState], payouts_included: Iterable[PayoutItem], as_of: datetime
+    states: Iterable[P], payouts_included: Iterable[PayoutItem], as_of: datetime
 ) -> dict[str, EarningsTotals]:
     """Earnings per currency (orders, net, commission breakdown)."""
     return totals_by_currency(earnings_by(states, payouts_included, as_of, lambda _s: 0))
 
 
 def commission_breakdown(
-    order_states: Iterable[OrderState], payouts_included: Iterable[PayoutItem], as_of: datetime
+    order_states: Iterable[P], payouts_included: Iterable[PayoutItem], as_of: datetime
 ) -> dict[str, CommissionBreakdown]:
     """``currency -> {pending, approved, paid, reversed}``; pending + approved + paid = current."""
     return {c: row.commission for c, row in earnings_totals(order_states, payouts_included, as_of).items()}

@@ -22,7 +22,7 @@ import redis
 from consumers.migrate import migrate
 from liveledger.ch import get_client
 from liveledger.settings import DEV_ADMIN_TOKEN, Settings
-from streams import keys
+from liveledger.storage import redis_keys as keys
 from tests.harness import AppStack, SetupClient
 
 

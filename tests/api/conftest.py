@@ -1,7 +1,8 @@
 """A real API process on a fresh topic prefix, Redis namespace and ClickHouse database.
 
 Ledger and live data are seeded through the real stores with the documented layouts: ClickHouse rows
-as the sink writes them (consumers/rows.py columns) and Redis keys as streams/keys.py lays them out.
+as the sink writes them (liveledger/storage/clickhouse.py columns) and Redis keys as
+liveledger/storage/redis_keys.py lays them out.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import pytest
 import redis
 
 from consumers.migrate import migrate
-from consumers.rows import COMMISSION_VERSIONS, ORDER_COLUMNS, ORDERS_LEDGER
 from liveledger.ch import get_client
 from liveledger.settings import DEV_ADMIN_TOKEN, Settings
-from streams import keys
+from liveledger.storage import redis_keys as keys
+from liveledger.storage.clickhouse import COMMISSION_VERSIONS, ORDER_COLUMNS, ORDERS_LEDGER
 from tests.harness import AppStack, SetupClient
 
 

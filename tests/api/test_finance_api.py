@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from streams import keys
+from liveledger.storage import redis_keys as keys
 from tests.api.conftest import World
 from tests.api.test_read_api import assert_error
 

@@ -12,7 +12,7 @@ import httpx
 import orjson
 import pytest
 
-from streams import keys
+from liveledger.storage import redis_keys as keys
 from tests.api.conftest import World
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.clickhouse]

@@ -8,8 +8,11 @@ from typing import Any
 
 import orjson
 
+from schemas.wire import OrderRecord as Order
+from schemas.wire import RefundRecord as Refund
+from schemas.wire import WireClickEvent, decode_events_record, decode_ledger_fact
+from schemas.wire import decode_orders_record as parse_order_record
 from streams import ledger
-from streams.records import Event, Order, Refund, parse_event_batch, parse_order_record
 from tests.streams import kit
 
 
@@ -29,9 +32,12 @@ def tables() -> ledger.Tables:
     return ledger.Tables({}, {}, {}, {})
 
 
-def click(cid: str, minutes_ago: float = 10, brand: str = "b1") -> Event:
-    return parse_event_batch(kit.batch(brand, [kit.click(cid, "s1", "v1", "p1", "cr1", "cmp",
-                                                          kit.ago(minutes=minutes_ago))])).events[0]
+def click(cid: str, minutes_ago: float = 10, brand: str = "b1") -> tuple[WireClickEvent, str]:
+    """A decoded click and its brand (``on_click(tables, setup, *click(...), src)``)."""
+    b = decode_events_record(kit.batch(brand, [kit.click(cid, "s1", "v1", "p1", "cr1", "cmp",
+                                                         kit.ago(minutes=minutes_ago))]))
+    assert isinstance(b.events[0], WireClickEvent)
+    return b.events[0], b.brand_id
 
 
 def order(oid: str, **kw: Any) -> Order:
@@ -48,7 +54,7 @@ def refund(oid: str, rid: str, amount: int, **kw: Any) -> Refund:
 
 def test_click_attribution_and_commission() -> None:
     t, s = tables(), Setup()
-    ledger.on_click(t, s, click("c1"), "e:0:0")
+    ledger.on_click(t, s, *click("c1"), "e:0:0")
     fx = ledger.on_order(t, s, order("o1", click_id="c1", items=[("p1", 1, 10001)]), "o:0:1")
     (snap,) = fx.snapshots
     assert (snap["via"], snap["creator_id"], snap["stream_id"], snap["version"]) == ("click", "cr1", "s1", 1)
@@ -57,7 +63,7 @@ def test_click_attribution_and_commission() -> None:
 
 def test_refund_recomputes_and_reverses() -> None:
     t, s = tables(), Setup()
-    ledger.on_click(t, s, click("c1"), "e:0:0")
+    ledger.on_click(t, s, *click("c1"), "e:0:0")
     ledger.on_order(t, s, order("o1", click_id="c1"), "o:0:1")
     fx = ledger.on_refund(t, s, refund("o1", "r1", 4000), "o:0:2")
     (snap,) = fx.snapshots
@@ -78,15 +84,24 @@ def test_late_click_upgrades_coupon_attribution() -> None:
     t, s = tables(), Setup()
     fx = ledger.on_order(t, s, order("o1", click_id="c9", coupon="save"), "o:0:0")
     assert fx.snapshots[0]["via"] == "coupon" and fx.snapshots[0]["creator_id"] == "crc"
-    fx = ledger.on_click(t, s, click("c9"), "e:0:1")
+    fx = ledger.on_click(t, s, *click("c9"), "e:0:1")
     assert fx.snapshots[0]["via"] == "click" and fx.snapshots[0]["version"] == 2
+
+
+def test_late_click_reattribution_keeps_the_refunds() -> None:
+    t, s = tables(), Setup()
+    ledger.on_order(t, s, order("o1", click_id="c9", coupon="save"), "o:0:0")
+    ledger.on_refund(t, s, refund("o1", "r1", 1000), "o:0:1")
+    snap = ledger.on_click(t, s, *click("c9"), "e:0:2").snapshots[0]
+    assert (snap["via"], snap["creator_id"], snap["refunded_minor"], snap["net_minor"]) == ("click", "cr1", 1000, 9000)
+    assert (snap["commission_minor"], snap["reversed_minor"]) == (9000 * 1000 // 10000 + 50, 1000 * 1000 // 10000)
 
 
 def test_click_outside_window_or_after_order_does_not_attribute() -> None:
     t, s = tables(), Setup()
-    ledger.on_click(t, s, click("old", minutes_ago=31 * 24 * 60 + 1), "e:0:0")
+    ledger.on_click(t, s, *click("old", minutes_ago=31 * 24 * 60 + 1), "e:0:0")
     assert ledger.on_order(t, s, order("o1", click_id="old"), "o:0:1").snapshots[0]["via"] is None
-    ledger.on_click(t, s, click("later", minutes_ago=1), "e:0:2")
+    ledger.on_click(t, s, *click("later", minutes_ago=1), "e:0:2")
     o = order("o2", click_id="later", at=kit.ago(minutes=5))
     assert ledger.on_order(t, s, o, "o:0:3").snapshots[0]["via"] is None
 
@@ -117,7 +132,9 @@ def test_event_id_reused_for_another_order_is_dropped() -> None:
 def test_ledger_facts_have_wire_times() -> None:
     t, s = tables(), Setup()
     snap = ledger.on_order(t, s, order("o1", at=kit.ago(days=1) - timedelta(0)), "o:0:0").snapshots[0]
-    fact = ledger.ledger_fact_order(snap)
+    data = ledger.ledger_fact_order(snap).to_bytes()
+    assert decode_ledger_fact(data).order_id == "o1"  # what the sink decodes
+    fact = orjson.loads(data)
     assert fact["kind"] == "order" and fact["occurred_at"].endswith("Z") and "occurred_ms" not in fact
 
 

@@ -32,7 +32,7 @@ def test_tracked_table_records_sets_and_deletes_since_take() -> None:
 def test_partition_state_round_trips_through_redis_hashes() -> None:
     s = PartitionState(3, fences={"x.orders:3": 7})
     tables, setup = s.ledger_tables(), Setup()
-    ledger.on_click(tables, setup, click("c1"), "x.events:3:0")
+    ledger.on_click(tables, setup, *click("c1"), "x.events:3:0")
     ledger.on_order(tables, setup, order("o1", click_id="c1"), "x.orders:3:1")
     ledger.on_refund(tables, setup, refund("o2", "r1", 100), "x.orders:3:2")  # waits for its order
     sets, dels = s.take_changes()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from schemas.wire import decode_events_record as parse_event_batch
 from streams.live import LiveBatch
-from streams.records import parse_event_batch
 from tests.streams import kit
 
 
@@ -16,13 +16,17 @@ def test_batch_aggregates_counters_presence_and_dedup_refs() -> None:
     lb = LiveBatch("p", "live", "p.events", 3)
     lb.add_offset(7)
     lb.add_offset(8)
-    lb.add_events(b.events)
+    lb.add_events(b)
     arg = lb.to_script_arg(123)
     assert arg["tp"] == "p.events:3" and (arg["first"], arg["last"]) == (7, 8)
-    assert arg["inc"] == {"s1": {"views": 1, "clicks": 2, "add_to_carts": 1}}
-    assert arg["pc"] == {"s1": {"p1": 2}}
-    assert arg["uv"] == {"s1": ["v1", "v2"]}
-    presence = {v: (seen, left) for v, seen, left in arg["vw"]["s1"]}
+    (s1,) = arg["streams"]  # every key the script touches is named in its argument
+    assert s1["k"] == {"c": "p:live:s1:counts", "p": "p:live:s1:products", "v": "p:live:s1:viewers",
+                       "n": "p:live:s1:now", "l": "p:live:s1:left"}
+    assert (arg["off"], arg["stats"]) == ("p:offsets:live", "p:stats")
+    assert s1["inc"] == {"views": 1, "clicks": 2, "add_to_carts": 1}
+    assert s1["pc"] == {"p1": 2}
+    assert s1["uv"] == ["v1", "v2"]
+    presence = {v: (seen, left) for v, seen, left in s1["vw"]}
     assert presence["v2"][0] == 0 and presence["v2"][1] > 0 and presence["v1"][1] == 0
-    assert arg["ev"][0] == ["b1:e1", "s1", "views", ""] and arg["ev"][3] == ["b1:c1", "s1", "clicks", "p1"]
+    assert arg["ev"][0] == ["p:dedup:b1:e1", 1, "views", ""] and arg["ev"][3] == ["p:dedup:b1:c1", 1, "clicks", "p1"]
     assert arg["valid"] == 6

@@ -8,8 +8,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from liveledger.settings import Settings
+from schemas.wire import decode_events_record as parse_event_batch
 from streams.live import LiveBatch
-from streams.records import parse_event_batch
 from streams.redis_state import LiveStore
 from tests.streams import kit
 
@@ -31,7 +31,7 @@ def live_batch(store: LiveStore, first: int, last: int, events: list[dict[str, o
     lb = LiveBatch(store.prefix, "live", "x.events", 0)
     lb.add_offset(first)
     lb.add_offset(last)
-    lb.add_events(parse_event_batch(kit.batch("b1", events)).events)
+    lb.add_events(parse_event_batch(kit.batch("b1", events)))
     return lb.to_script_arg(1)
 
 

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from liveledger.domain.attribution import Attribution, CampaignTerms
-from liveledger.domain.commission import OrderState, apply_refund, new_order_state, reattribute
+from liveledger.domain.commission import OrderState, apply_refund
 from liveledger.domain.payouts import (
     CarriedOver,
     CommissionVersion,
@@ -40,7 +41,7 @@ def state(
     rate_bps: int = 1000,
 ) -> OrderState:
     terms = CampaignTerms(campaign, "b1", rate_bps, 0, hold_days=hold_days, min_payout_minor=min_payout)
-    return new_order_state(
+    return OrderState(
         brand_id="b1",
         order_id=order_id,
         currency=currency,
@@ -233,7 +234,7 @@ def test_reattribution_after_payment_moves_money() -> None:
     s = state("o1", 100_000, creator="cr1")
     ledger.record(s, T0)
     ledger.run(date(2026, 11, 30))
-    moved = reattribute(s, Attribution("click", "cr2", "cmp1", "s1", "c1"), s.terms)
+    moved = replace(s, attribution=Attribution("click", "cr2", "cmp1", "s1", "c1"))
     ledger.record(moved, datetime(2026, 12, 2, tzinfo=UTC))
     p2 = ledger.run(date(2026, 12, 31))
     assert [(ln.creator_id, ln.amount_minor) for ln in p2.lines] == [("cr2", 10_000)]
@@ -254,10 +255,10 @@ def test_currencies_are_separate_lines() -> None:
 
 
 def test_unattributed_and_campaignless_orders_are_ignored() -> None:
-    s = new_order_state(
+    s = OrderState(
         brand_id="b1", order_id="o1", currency="USD", occurred_at=T0, gross_items_minor=10**6, discount_minor=0
     )
-    s2 = new_order_state(
+    s2 = OrderState(
         brand_id="b1",
         order_id="o2",
         currency="USD",

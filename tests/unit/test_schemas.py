@@ -482,3 +482,17 @@ def test_wire_examples_through_from_bytes() -> None:
         assert EventsBatchRecord.from_bytes(rec.to_bytes()) == rec
     for name in ("order_record", "refund_record"):
         order_record_from_bytes(orjson.dumps(EXAMPLES[name][1]))
+
+
+def test_events_record_fast_bytes_equal_the_pydantic_serializer() -> None:
+    """EventsBatchRecord.to_bytes (orjson over the fields, the hot path) = pydantic's own JSON."""
+    ok, _ = validate_batch_events([view(), click(), click(campaign_id="own"), cart()], NOW)
+    wired = [to_wire_event(e, creator_id="cr1", campaign_id="link-cmp") for e in ok]
+    rec = EventsBatchRecord.build(batch_id="b-1", brand_id="b1", source="events-api", received_at=NOW, events=wired)
+    assert orjson.loads(rec.to_bytes()) == orjson.loads(rec.__pydantic_serializer__.to_json(rec))
+    assert EventsBatchRecord.from_bytes(rec.to_bytes()) == rec
+    redirect = WireClickEvent.assemble({
+        "event_id": "clk:1", "type": "click", "stream_id": None, "viewer_id": None, "product_id": None,
+        "campaign_id": "c1", "creator_id": "cr1", "link_code": "L1", "occurred_at": NOW})
+    one = EventsBatchRecord.build(batch_id="b-2", brand_id="b1", source="redirect", received_at=NOW, events=[redirect])
+    assert orjson.loads(one.to_bytes()) == orjson.loads(one.__pydantic_serializer__.to_json(one))

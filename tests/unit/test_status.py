@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from liveledger.domain.attribution import UNATTRIBUTED, Attribution, CampaignTerms
-from liveledger.domain.commission import OrderState, apply_refund, new_order_state
+from liveledger.domain.commission import OrderState, apply_refund
 from liveledger.domain.payouts import PayoutItem
 from liveledger.domain.status import (
     CommissionBreakdown,
@@ -40,7 +40,7 @@ def order(
     hold_days: int = 30,
 ) -> OrderState:
     terms = CampaignTerms(campaign, "b1", 1000, 0, hold_days=hold_days)
-    return new_order_state(
+    return OrderState(
         brand_id="b1",
         order_id=order_id,
         currency=currency,
@@ -115,7 +115,7 @@ def test_full_refund_after_payment() -> None:
 
 
 def test_never_earned_status() -> None:
-    s = new_order_state(
+    s = OrderState(
         brand_id="b1", order_id="o9", currency="USD", occurred_at=T0, gross_items_minor=5, discount_minor=0
     )
     assert order_status(s, 0, T0) == "none"
@@ -151,7 +151,7 @@ def test_earnings_totals_counts_refunded_orders_and_net() -> None:
 
 
 def test_unattributed_orders_are_not_earnings() -> None:
-    s = new_order_state(
+    s = OrderState(
         brand_id="b1",
         order_id="o5",
         currency="USD",

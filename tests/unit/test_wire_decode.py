@@ -1,11 +1,16 @@
-"""Validation of raw records (no services)."""
+"""Decoding raw Kafka records with the wire contract (no services): the DLQ reasons."""
 
 from __future__ import annotations
 
 import orjson
 import pytest
 
-from streams.records import InvalidRecord, Order, Refund, clicks_in_batch, parse_event_batch, parse_order_record
+from schemas.errors import InvalidRecord
+from schemas.wire import OrderRecord as Order
+from schemas.wire import RefundRecord as Refund
+from schemas.wire import clicks_of_events_record as clicks_in_batch
+from schemas.wire import decode_events_record as parse_event_batch
+from schemas.wire import decode_orders_record as parse_order_record
 from tests.streams import kit
 
 
@@ -45,10 +50,10 @@ def test_time_bounds_use_received_at() -> None:
 
 def test_orders_and_refunds() -> None:
     o = parse_order_record(kit.order("b1", "o1", items=[("p1", 2, 1999), ("p2", 1, 500)], discount=100), b"b1")
-    assert isinstance(o, Order) and o.gross_net_minor == 2 * 1999 + 500 - 100
+    assert isinstance(o, Order) and o.net_items_minor() == 2 * 1999 + 500 - 100
     r = parse_order_record(kit.refund("b1", "o1", "r1", 700))
     assert isinstance(r, Refund) and r.amount_minor == 700
-    assert parse_order_record(kit.order("b1", "o2", items=[("p", 1, 5)], discount=50)).gross_net_minor == 0  # type: ignore[union-attr]
+    assert parse_order_record(kit.order("b1", "o2", items=[("p", 1, 5)], discount=50)).net_items_minor() == 0  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(("patch", "reason"), [

@@ -1,0 +1,152 @@
+"""Lua scripts that apply one flush to Redis atomically, fenced by Kafka offset.
+
+Each takes one JSON argument that carries **every key name it touches**, built by
+:mod:`liveledger.storage.redis_keys` (no key is assembled inside a script). The fence is the hash
+``offsets(consumer)`` field ``<topic>:<partition>``: a live flush whose first offset is not newer
+than the stored one is skipped (returns ``{-1, stored}``), so a replayed batch never counts twice;
+the ledger step compare-and-sets its fences. Redis runs Lua 5.1 (no ``goto``); numbers stay below
+2^53 so they convert exactly.
+"""
+
+from __future__ import annotations
+
+# b = {off, tp, first, last, ttl, valid, stats, now, st: {stat: n},
+#      streams: [{k: {c, p, v, n, l}, inc: {field: n}, pc: {product: n}, uv: [viewer], vw: [[viewer, seen, left]], ts}],
+#      ev: [[dedup key, stream position (1-based, 0: none), counter field, product]]}
+LIVE_FLUSH = r"""
+local b = cjson.decode(ARGV[1])
+local cur = redis.call('HGET', b.off, b.tp)
+if cur and tonumber(cur) >= tonumber(b.first) then return {-1, tonumber(cur)} end
+for _, s in ipairs(b.streams) do
+  for f, n in pairs(s.inc) do redis.call('HINCRBY', s.k.c, f, n) end
+  for pid, n in pairs(s.pc) do redis.call('HINCRBY', s.k.p, 'clicks|' .. pid, n) end
+end
+local dups = 0
+for _, e in ipairs(b.ev) do
+  if not redis.call('SET', e[1], '1', 'NX', 'EX', b.ttl) then
+    dups = dups + 1
+    if e[2] > 0 and e[3] ~= '' then
+      local k = b.streams[e[2]].k
+      redis.call('HINCRBY', k.c, e[3], -1)
+      if e[4] ~= '' then redis.call('HINCRBY', k.p, 'clicks|' .. e[4], -1) end
+    end
+  end
+end
+for _, s in ipairs(b.streams) do
+  local vs = s.uv
+  for i = 1, #vs, 1000 do redis.call('SADD', s.k.v, unpack(vs, i, math.min(i + 999, #vs))) end
+  if #s.vw > 0 then
+    local nk, lk = s.k.n, s.k.l
+    for _, v in ipairs(s.vw) do
+      if v[3] > 0 then redis.call('ZADD', lk, 'GT', v[3], v[1]) end
+      if v[2] > 0 then redis.call('ZADD', nk, 'GT', v[2], v[1]) end
+      local l = redis.call('ZSCORE', lk, v[1])
+      if l then
+        local n = redis.call('ZSCORE', nk, v[1])
+        if n and tonumber(n) <= tonumber(l) then redis.call('ZREM', nk, v[1]) end
+      end
+    end
+    redis.call('ZREMRANGEBYSCORE', nk, '-inf', '(' .. (s.ts - 120000))
+    redis.call('ZREMRANGEBYSCORE', lk, '-inf', '(' .. (s.ts - 120000))
+    local cnt = redis.call('ZCOUNT', nk, s.ts - 60000, '+inf')
+    local peak = tonumber(redis.call('HGET', s.k.c, 'peak_viewers') or '0')
+    if cnt > peak then redis.call('HSET', s.k.c, 'peak_viewers', cnt) end
+  end
+  redis.call('HSET', s.k.c, 'updated_at', b.now)
+end
+for f, n in pairs(b.st) do redis.call('HINCRBY', b.stats, f, n) end
+redis.call('HINCRBY', b.stats, 'events_accepted', b.valid - dups)
+redis.call('HINCRBY', b.stats, 'events_deduplicated', dups)
+redis.call('HSET', b.off, b.tp, b.last)
+return {dups, 0}
+"""
+
+# Used by LEDGER_STEP: apply order snapshots (newer version only), replacing the old contribution of
+# the order by the new one in every aggregate. Each snapshot carries the keys of the aggregates it
+# counts in (``s.k``: order ``o``, brand sales ``bs``, creator ``ce`` / by campaign ``cc`` / by stream
+# ``cs``, stream counts ``sc`` / products ``sp``), and is stored with them, so the old contribution
+# is removed from exactly where it was added even when the order moved to another creator.
+_LEDGER_APPLY = r"""
+local touched = {}
+local function hinc(k, f, n) if n ~= 0 then redis.call('HINCRBY', k, f, n) end end
+local function apply(s, sign)
+  local c, k = s.currency, s.k
+  hinc(k.bs, c .. '|orders', sign)
+  hinc(k.bs, c .. '|net_minor', sign * s.net_minor)
+  if s.creator_id then
+    hinc(k.bs, c .. '|attributed_orders', sign)
+    hinc(k.bs, c .. '|attributed_net_minor', sign * s.net_minor)
+    hinc(k.bs, c .. '|commission_minor', sign * s.commission_minor)
+    local groups = {{k.ce, ''}}
+    if s.campaign_id then groups[#groups + 1] = {k.cc, s.campaign_id .. '|'} end
+    if s.via == 'click' and s.stream_id then groups[#groups + 1] = {k.cs, s.stream_id .. '|'} end
+    for _, g in ipairs(groups) do
+      hinc(g[1], g[2] .. c .. '|orders', sign)
+      hinc(g[1], g[2] .. c .. '|net_minor', sign * s.net_minor)
+      hinc(g[1], g[2] .. c .. '|commission_minor', sign * s.commission_minor)
+      hinc(g[1], g[2] .. c .. '|reversed_minor', sign * s.reversed_minor)
+    end
+  end
+  if s.via == 'click' and s.stream_id then
+    hinc(k.sc, 'orders', sign)
+    hinc(k.sc, 'gmv|' .. c, sign * s.net_minor)
+    for _, sku in ipairs(s.skus) do hinc(k.sp, 'orders|' .. sku, sign) end
+    touched[s.stream_id] = k.sc
+  end
+end
+for _, s in ipairs(b.snaps) do
+  local raw = redis.call('GET', s.k.o)
+  local old = nil
+  if raw then old = cjson.decode(raw) end
+  if (not old) or old.version < s.version then
+    if old then apply(old, -1) end
+    apply(s, 1)
+    redis.call('SET', s.k.o, cjson.encode(s))
+  end
+end
+"""
+
+_LEDGER_FINISH = r"""
+for f, n in pairs(b.st) do redis.call('HINCRBY', b.stats, f, n) end
+local out = {}
+for s, ck in pairs(touched) do
+  redis.call('HSET', ck, 'updated_at', b.now)
+  out[#out + 1] = s
+end
+"""
+
+# Check the fences this member loaded (compare-and-set) for every topic-partition of the step; abort
+# with {-1, tp, stored} if one moved (another member owns the partition now). Shared by the ledger
+# consumer's step and outbox scripts. ``b.fences`` = {"<topic>:<partition>": [expected, new]},
+# expected -1 = no fence stored yet.
+_FENCE_CHECK = r"""
+for tp, f in pairs(b.fences) do
+  local cur = redis.call('HGET', b.off, tp)
+  local n = -1
+  if cur then n = tonumber(cur) end
+  if n ~= tonumber(f[1]) then return {-1, tp, n} end
+end
+"""
+
+# b = {off, stats, ob (outbox list), sk: {table: state hash}, fences, set: [[table, field, json]],
+#      del: [[table, field]], snaps, st, outbox: [json], now}
+LEDGER_STEP = r"""
+-- One ledger step for one source partition (streams/ledger_consumer.py), atomically:
+-- fence CAS, state HSET/HDEL, order snapshot contributions, stats, outbox RPUSH, new fences.
+local b = cjson.decode(ARGV[1])
+""" + _FENCE_CHECK + r"""
+for _, e in ipairs(b.set) do redis.call('HSET', b.sk[e[1]], e[2], e[3]) end
+for _, e in ipairs(b.del) do redis.call('HDEL', b.sk[e[1]], e[2]) end
+""" + _LEDGER_APPLY + _LEDGER_FINISH + r"""
+for i = 1, #b.outbox, 1000 do redis.call('RPUSH', b.ob, unpack(b.outbox, i, math.min(i + 999, #b.outbox))) end
+for tp, f in pairs(b.fences) do redis.call('HSET', b.off, tp, f[2]) end
+return {1, out}
+"""
+
+OUTBOX_CLEAR = r"""
+-- DEL the partition's outbox if the fences are still the ones this member holds ([expected, _]).
+local b = cjson.decode(ARGV[1])
+""" + _FENCE_CHECK + r"""
+redis.call('DEL', b.ob)
+return {1}
+"""
