@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from api.auth import AuthPrincipal
 from api.context import ctx_of
 from api.read_routes import iso_or_none, ledger_of, live_reader, parse_instant, parse_window
-from api.stores import Ledger, LedgerOrder, StoredBatch, commission_version
+from api.stores import Ledger, LedgerOrder, StoredBatch
 from liveledger.auth import require_role
 from liveledger.domain.attribution import DEFAULT_MIN_PAYOUT_MINOR
 from liveledger.domain.payouts import (
@@ -31,6 +31,7 @@ from liveledger.domain.payouts import (
     payout_cutoff,
     payout_id_for,
     plan_payout,
+    version_from_state,
 )
 from liveledger.errors import ServiceError, conflict, invalid, not_found, payload_too_large
 from liveledger.setup_state import Principal
@@ -135,7 +136,7 @@ async def run_payout(request: Request, ledger: Ledger, period_end: date) -> tupl
         versions: list[CommissionVersion] = []
         for order, effective_at in rows:
             min_payout = _min_payout(campaigns, order)
-            versions.append(commission_version(order, effective_at, min_payout))
+            versions.append(version_from_state(order, order.version, effective_at, min_payout_minor=min_payout))
         try:
             plan = plan_payout(period_end, versions, paid)
         except PayoutSequenceError as exc:

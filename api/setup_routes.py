@@ -16,28 +16,35 @@ from api.auth import AuthPrincipal
 from api.context import ApiContext, ctx_of
 from liveledger.auth import require_brand_access, require_role
 from liveledger.errors import ServiceError, conflict, invalid
-from liveledger.setup_state import Table, coupon_key, hash_key, new_secret, publish_setup
+from liveledger.setup_state import Table, hash_key, new_secret, publish_setup
 from schemas.setup import (
+    ApiKey,
+    Brand,
     BrandCreate,
     BrandCreated,
+    Campaign,
     CampaignCreate,
+    Creator,
     CreatorCreate,
     CreatorCreated,
     FinanceKeyCreate,
     FinanceKeyCreated,
+    Link,
     LinkCreate,
     LinkCreated,
+    SetupEntity,
+    Stream,
     StreamCreate,
 )
 
 router = APIRouter(tags=["setup"])
 _write_lock = asyncio.Lock()
-Record = tuple[str, dict[str, Any]]
+Record = tuple[str, SetupEntity]  # (id, entity): written as the setup record "<kind>:<id>"
 
 
 async def _write(ctx: ApiContext, records: list[Record]) -> None:
-    for key, value in records:
-        await publish_setup(ctx.producer, ctx.settings, key, value)
+    for ident, entity in records:
+        await publish_setup(ctx.producer, ctx.settings, ident, entity)
     await ctx.setup.catch_up()
 
 
@@ -49,8 +56,8 @@ def _unknown(field: str, ident: str) -> ServiceError:
     return invalid(f"unknown {field} {ident!r}", field, "does not exist")
 
 
-def _key_record(api_key: str, principal: dict[str, Any]) -> Record:
-    return f"apikey:{hash_key(api_key)}", principal
+def _key_record(api_key: str, principal: ApiKey) -> Record:
+    return hash_key(api_key), principal
 
 
 async def _create(ctx: ApiContext, table: Table, ident: str, records: list[Record],
@@ -74,8 +81,8 @@ async def create_brand(body: BrandCreate, request: Request,
     require_role(principal, "admin")
     api_key, webhook_secret = new_secret("llb"), new_secret("whsec")
     await _create(ctx_of(request), "brands", body.brand_id, [
-        _key_record(api_key, {"role": "brand", "brand_id": body.brand_id}),
-        (f"brand:{body.brand_id}", {**body.model_dump(), "webhook_secret": webhook_secret}),
+        _key_record(api_key, ApiKey(role="brand", brand_id=body.brand_id)),
+        (body.brand_id, Brand(**body.model_dump(), webhook_secret=webhook_secret)),
     ])
     return {"brand_id": body.brand_id, "api_key": api_key, "webhook_secret": webhook_secret}
 
@@ -86,8 +93,8 @@ async def create_creator(body: CreatorCreate, request: Request,
     require_role(principal, "admin")
     api_key = new_secret("llc")
     await _create(ctx_of(request), "creators", body.creator_id, [
-        _key_record(api_key, {"role": "creator", "creator_id": body.creator_id}),
-        (f"creator:{body.creator_id}", body.model_dump()),
+        _key_record(api_key, ApiKey(role="creator", creator_id=body.creator_id)),
+        (body.creator_id, Creator(**body.model_dump())),
     ])
     return {"creator_id": body.creator_id, "api_key": api_key}
 
@@ -98,25 +105,24 @@ async def create_finance_key(body: FinanceKeyCreate, request: Request,
     require_role(principal, "admin")
     api_key = new_secret("llf")
     async with _write_lock:
-        await _write(ctx_of(request), [_key_record(api_key, {"role": "finance", "name": body.name})])
+        await _write(ctx_of(request), [_key_record(api_key, ApiKey(role="finance", name=body.name))])
     return {"api_key": api_key}
 
 
 async def _create_for_brand(request: Request, principal: AuthPrincipal, table: Table, ident: str,
-                            body: CampaignCreate | StreamCreate, *refs: tuple[Table, str, str]) -> dict[str, Any]:
+                            entity: Campaign | Stream, *refs: tuple[Table, str, str]) -> dict[str, Any]:
     """A brand's own entity (campaign, stream): admin or that brand's key; the brand must exist."""
     require_role(principal, "admin", "brand")
-    require_brand_access(principal, body.brand_id)
-    value = body.model_dump()
-    await _create(ctx_of(request), table, ident, [(f"{table.removesuffix('s')}:{ident}", value)],
-                  refs=(("brands", "brand_id", body.brand_id), *refs))
-    return value
+    require_brand_access(principal, entity.brand_id)
+    await _create(ctx_of(request), table, ident, [(ident, entity)],
+                  refs=(("brands", "brand_id", entity.brand_id), *refs))
+    return entity.model_dump()
 
 
 @router.post("/v1/campaigns", status_code=201)
 async def create_campaign(body: CampaignCreate, request: Request,
                           principal: AuthPrincipal) -> dict[str, Any]:
-    return await _create_for_brand(request, principal, "campaigns", body.campaign_id, body)
+    return await _create_for_brand(request, principal, "campaigns", body.campaign_id, Campaign(**body.model_dump()))
 
 
 @router.post("/v1/links", status_code=201, response_model=LinkCreated)
@@ -142,15 +148,13 @@ async def create_link(body: LinkCreate, request: Request,
             raise conflict(f"coupon code {body.coupon_code!r} is already used by this brand", "coupon_code",
                            "must be unique per brand")
         link_code = secrets.token_urlsafe(9).replace("-", "x").replace("_", "y")
-        value = {**body.model_dump(mode="json"), "link_code": link_code, "brand_id": brand_id}
-        if body.coupon_code is not None:
-            value["coupon_code"] = coupon_key(body.coupon_code)
-        await _write(ctx, [(f"link:{link_code}", value)])
+        # the stored coupon code is upper case (CouponCode): coupons compare case-insensitively
+        await _write(ctx, [(link_code, Link(**body.model_dump(), link_code=link_code, brand_id=brand_id))])
     return {"link_code": link_code, "url": f"{ctx.settings.ingest_public_url.rstrip('/')}/l/{link_code}"}
 
 
 @router.post("/v1/streams", status_code=201)
 async def create_stream(body: StreamCreate, request: Request,
                         principal: AuthPrincipal) -> dict[str, Any]:
-    return await _create_for_brand(request, principal, "streams", body.stream_id, body,
+    return await _create_for_brand(request, principal, "streams", body.stream_id, Stream(**body.model_dump()),
                                    ("creators", "creator_id", body.creator_id))

@@ -31,7 +31,7 @@ from redis.exceptions import RedisError
 from api.context import ApiContext
 from liveledger.ch import get_async_client
 from liveledger.domain.live import ctr, cvr, top_products
-from liveledger.domain.payouts import CommissionVersion, PayoutItem, PayoutPlan, payout_items
+from liveledger.domain.payouts import PayoutItem, PayoutPlan, payout_items
 from liveledger.settings import Settings
 from liveledger.storage import redis_keys as keys
 from liveledger.storage.clickhouse import (
@@ -378,15 +378,6 @@ def _ledger_order(row: Sequence[Any]) -> LedgerOrder:
                        creator or None, campaign or None, (stream or None) if via == "click" else None,
                        via or None, click or None, int(gross), int(refunded), int(rate), int(flat),
                        int(hold) if campaign else 0, int(net), int(commission), int(reversed_))
-
-
-def commission_version(o: LedgerOrder, effective_at: datetime, min_payout_minor: int) -> CommissionVersion:
-    return CommissionVersion(
-        brand_id=o.brand_id, order_id=o.order_id, version=o.version, effective_at=effective_at,
-        order_occurred_at=o.occurred_at, currency=o.currency, creator_id=o.creator_id,
-        campaign_id=o.campaign_id, stream_id=o.stream_id, net_minor=o.net_minor,
-        commission_minor=o.commission_minor, reversed_minor=o.reversed_minor,
-        hold_days=o.hold_days, min_payout_minor=min_payout_minor)
 
 
 @dataclass(frozen=True, slots=True)

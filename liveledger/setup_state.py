@@ -21,15 +21,20 @@ import logging
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
-import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from liveledger.settings import Settings
 from liveledger.topics import topic_name
+from schemas.errors import InvalidRecord
+from schemas.setup import ApiKey, SetupEntity, decode_setup, encode_setup
 
 log = logging.getLogger(__name__)
+
+# setup record kind -> the SetupState table holding its entities (api keys: SetupState.keys)
+_TABLE_OF_KIND: Final = {"brand": "brands", "creator": "creators", "campaign": "campaigns", "link": "links",
+                         "stream": "streams"}
 
 Role = Literal["admin", "brand", "creator", "finance"]
 Table = Literal["brands", "creators", "campaigns", "links", "streams"]
@@ -64,35 +69,30 @@ class SetupState:
     streams: dict[str, dict[str, Any]] = field(default_factory=dict)
     keys: dict[str, Principal] = field(default_factory=dict)  # sha256 -> principal
 
-    def apply(self, key: str, value: dict[str, Any] | None) -> None:
-        kind, _, ident = key.partition(":")
-        table: dict[Any, Any] | None = {
-            "brand": self.brands,
-            "creator": self.creators,
-            "campaign": self.campaigns,
-            "link": self.links,
-            "stream": self.streams,
-        }.get(kind)
-        if table is not None:
-            if value is None:
-                table.pop(ident, None)
-            else:
-                table[ident] = value
-                if kind == "link" and value.get("coupon_code"):
-                    self.coupons[(value["brand_id"], coupon_key(value["coupon_code"]))] = ident
+    def apply(self, key: bytes | str | None, value: bytes | None) -> None:
+        """Fold one raw record (decoded with :func:`schemas.setup.decode_setup`) into the view. A
+        record that does not decode is logged and skipped: the view keeps what it had."""
+        try:
+            kind, ident, entity = decode_setup(key, value)
+        except InvalidRecord as exc:
+            log.warning("ignoring setup record: %s", exc)
             return
         if kind == "apikey":
-            if value is None:
+            if entity is None:
                 self.keys.pop(ident, None)
             else:
-                self.keys[ident] = Principal(
-                    role=value["role"],
-                    brand_id=value.get("brand_id"),
-                    creator_id=value.get("creator_id"),
-                    name=value.get("name"),
-                )
+                assert isinstance(entity, ApiKey)
+                self.keys[ident] = Principal(role=entity.role, brand_id=entity.brand_id,
+                                             creator_id=entity.creator_id, name=entity.name)
             return
-        log.warning("ignoring setup record with unknown kind %r", kind)
+        table: dict[str, dict[str, Any]] = getattr(self, _TABLE_OF_KIND[kind])
+        if entity is None:
+            table.pop(ident, None)
+            return
+        row = entity.model_dump()
+        table[ident] = row
+        if kind == "link" and row.get("coupon_code"):
+            self.coupons[(row["brand_id"], coupon_key(row["coupon_code"]))] = ident
 
     def table(self, name: Table) -> dict[str, dict[str, Any]]:
         table: dict[str, dict[str, Any]] = getattr(self, name)
@@ -165,9 +165,7 @@ class SetupReplica:
             batches = await self._consumer.getmany(self._tp, timeout_ms=500)
             for records in batches.values():
                 for rec in records:
-                    key = rec.key.decode("utf-8") if rec.key else ""
-                    value = orjson.loads(rec.value) if rec.value else None
-                    self.state.apply(key, value)
+                    self.state.apply(rec.key, rec.value)
                     self._position = rec.offset + 1
             if not batches:
                 # An empty fetch can still mean the end moved past compacted or control records.
@@ -243,6 +241,8 @@ class SetupReplica:
             await self.catch_up()
 
 
-async def publish_setup(producer: Any, settings: Settings, key: str, value: dict[str, Any]) -> None:
-    """Write one setup record and wait for acks from all in-sync replicas."""
-    await producer.send_and_wait(topic_name(settings, "setup"), orjson.dumps(value), key=key.encode())
+async def publish_setup(producer: Any, settings: Settings, ident: str, entity: SetupEntity) -> None:
+    """Write one setup record (:func:`schemas.setup.encode_setup`) and wait for acks from all
+    in-sync replicas."""
+    key, value = encode_setup(ident, entity)
+    await producer.send_and_wait(topic_name(settings, "setup"), value, key=key)

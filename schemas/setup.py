@@ -1,23 +1,30 @@
-"""Setup entities (contract "Setup"): request bodies and responses of the admin/brand setup API."""
+"""Setup entities (contract "Setup"): request bodies and responses of the admin/brand setup API, and
+the records of the compacted ``ll.setup`` topic they are stored as (:func:`encode_setup` /
+:func:`decode_setup`: the API writes them, every process's setup replica reads them)."""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from schemas.errors import InvalidRecord
 from schemas.ids import CouponCode, Id
 from schemas.money import Currency, MinorAmount
 
 __all__ = [
     "MAX_URL_LEN",
+    "SETUP_KINDS",
+    "ApiKey",
+    "Brand",
     "BrandCreate",
     "BrandCreated",
     "Campaign",
     "CampaignCreate",
+    "Creator",
     "CreatorCreate",
     "CreatorCreated",
     "DestinationUrl",
@@ -27,9 +34,13 @@ __all__ = [
     "LinkCreate",
     "LinkCreated",
     "Name",
+    "SetupEntity",
     "Stream",
     "StreamCreate",
     "check_destination_url",
+    "decode_setup",
+    "encode_setup",
+    "setup_key",
 ]
 
 MAX_URL_LEN: Final = 2048
@@ -165,3 +176,63 @@ class StreamCreate(BaseModel):
 
 class Stream(StreamCreate):
     """The stored stream (the response of ``POST /v1/streams``)."""
+
+
+# --- the ll.setup topic: one typed record per entity, key "<kind>:<id>" --------------------------
+
+class Brand(BrandCreate):
+    """The stored brand: its webhook secret is kept as issued (HMAC verification needs it)."""
+
+    webhook_secret: Annotated[str, Strict(), Field(min_length=16, max_length=256)]
+
+
+class Creator(CreatorCreate):
+    """The stored creator."""
+
+
+Role = Literal["brand", "creator", "finance"]
+
+
+class ApiKey(BaseModel):
+    """An issued API key, stored under ``apikey:<sha256 of the key>`` (never the key itself)."""
+
+    model_config = _REQ
+    role: Role
+    brand_id: Id | None = None
+    creator_id: Id | None = None
+    name: Name | None = None
+
+
+SetupEntity = Brand | Creator | Campaign | Link | Stream | ApiKey
+SETUP_KINDS: Final[dict[str, type[SetupEntity]]] = {
+    "brand": Brand, "creator": Creator, "campaign": Campaign, "link": Link, "stream": Stream, "apikey": ApiKey,
+}
+_KIND_OF: Final = {model: kind for kind, model in SETUP_KINDS.items()}
+
+
+def setup_key(kind: str, ident: str) -> str:
+    """``"<kind>:<id>"`` (``apikey:<sha256>`` for keys)."""
+    if kind not in SETUP_KINDS:
+        raise ValueError(f"unknown setup kind {kind!r}")
+    return f"{kind}:{ident}"
+
+
+def encode_setup(ident: str, entity: SetupEntity) -> tuple[bytes, bytes]:
+    """(key, value) of the setup record holding ``entity``."""
+    return setup_key(_KIND_OF[type(entity)], ident).encode(), entity.__pydantic_serializer__.to_json(entity)
+
+
+def decode_setup(key: bytes | str | None, value: bytes | None) -> tuple[str, str, SetupEntity | None]:
+    """(kind, id, entity) of one setup record; entity ``None`` for a tombstone. Raises
+    :class:`schemas.errors.InvalidRecord` for an unknown kind or a value that does not validate."""
+    text = key.decode("utf-8", "replace") if isinstance(key, bytes) else (key or "")
+    kind, _, ident = text.partition(":")
+    model = SETUP_KINDS.get(kind)
+    if model is None or not ident:
+        raise InvalidRecord("unknown_setup_kind", repr(text)[:80])
+    if value is None:
+        return kind, ident, None
+    try:
+        return kind, ident, model.__pydantic_validator__.validate_json(value)
+    except ValidationError as exc:
+        raise InvalidRecord("invalid_setup_record", f"{text[:80]}: {exc.errors(include_url=False)[0]['msg']}") from None

@@ -17,11 +17,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
+from typing import Protocol
 
 from liveledger.domain.attribution import UNATTRIBUTED, Attribution, CampaignTerms, require_utc
 
 __all__ = [
     "OrderState",
+    "PricedOrder",
     "apply_refund",
     "commission_minor",
     "items_gross_minor",
@@ -63,6 +65,32 @@ def commission_minor(net: int, rate_bps: int, flat_minor: int) -> int:
     if net == 0:
         return 0
     return (net * rate_bps) // 10000 + flat_minor
+
+
+class PricedOrder(Protocol):
+    """An order as the status rules need it: its money as already priced. The ledger's stored rows
+    (the read path reports the commission the worker stored; it never recomputes it) and
+    :class:`OrderState` both satisfy it. ``hold_days`` is 0 when the
+    order has no campaign terms."""
+
+    @property
+    def brand_id(self) -> str: ...
+    @property
+    def order_id(self) -> str: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def creator_id(self) -> str | None: ...
+    @property
+    def hold_days(self) -> int: ...
+    @property
+    def net_minor(self) -> int: ...
+    @property
+    def commission_minor(self) -> int: ...
+    @property
+    def reversed_minor(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,10 +32,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 from liveledger.domain.attribution import DEFAULT_MIN_PAYOUT_MINOR, require_utc
-from liveledger.domain.commission import OrderState
+from liveledger.domain.commission import OrderState, PricedOrder
 
 __all__ = [
     "CarriedOver",
@@ -98,19 +98,35 @@ class CommissionVersion:
         return self.order_occurred_at + timedelta(days=self.hold_days)
 
 
+class VersionSource(PricedOrder, Protocol):
+    """What a commission version is made from: a priced order with its campaign and stream (an
+    :class:`OrderState`, or a ledger row as the API reads it)."""
+
+    @property
+    def campaign_id(self) -> str | None: ...
+    @property
+    def stream_id(self) -> str | None: ...
+
+
 def version_from_state(
-    state: OrderState,
+    state: VersionSource,
     version: int,
     effective_at: datetime,
     previous: CommissionVersion | None = None,
+    *,
+    min_payout_minor: int | None = None,
 ) -> CommissionVersion:
-    """The ledger row for ``state``. ``effective_at`` is clamped to be >= ``previous.effective_at``."""
+    """The ledger row for ``state``. ``effective_at`` is clamped to be >= ``previous.effective_at``.
+    ``min_payout_minor`` defaults to the state's campaign terms (an :class:`OrderState`), else the
+    contract's default; the API passes the campaign's current setting."""
     require_utc(effective_at, "effective_at")
     if previous is not None:
         if version <= previous.version:
             raise ValueError("version must grow")
         effective_at = max(effective_at, previous.effective_at)
-    terms = state.terms
+    if min_payout_minor is None:
+        terms = state.terms if isinstance(state, OrderState) else None
+        min_payout_minor = terms.min_payout_minor if terms is not None else DEFAULT_MIN_PAYOUT_MINOR
     return CommissionVersion(
         brand_id=state.brand_id,
         order_id=state.order_id,
@@ -124,8 +140,8 @@ def version_from_state(
         net_minor=state.net_minor,
         commission_minor=state.commission_minor,
         reversed_minor=state.reversed_minor,
-        hold_days=terms.hold_days if terms is not None else 0,
-        min_payout_minor=terms.min_payout_minor if terms is not None else DEFAULT_MIN_PAYOUT_MINOR,
+        hold_days=state.hold_days,
+        min_payout_minor=min_payout_minor,
     )
 
 

@@ -23,9 +23,10 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, TypeVar
 
 from liveledger.domain.attribution import require_utc
+from liveledger.domain.commission import PricedOrder
 from liveledger.domain.payouts import PayoutItem
 
 __all__ = [
@@ -44,32 +45,6 @@ __all__ = [
 ]
 
 K = TypeVar("K", bound=Hashable)
-
-
-class PricedOrder(Protocol):
-    """An order as the status rules need it: its money as already priced. The ledger's stored rows
-    (the read path reports the commission the worker stored; it never recomputes it) and
-    :class:`liveledger.domain.commission.OrderState` both satisfy it. ``hold_days`` is 0 when the
-    order has no campaign terms."""
-
-    @property
-    def brand_id(self) -> str: ...
-    @property
-    def order_id(self) -> str: ...
-    @property
-    def currency(self) -> str: ...
-    @property
-    def occurred_at(self) -> datetime: ...
-    @property
-    def creator_id(self) -> str | None: ...
-    @property
-    def hold_days(self) -> int: ...
-    @property
-    def net_minor(self) -> int: ...
-    @property
-    def commission_minor(self) -> int: ...
-    @property
-    def reversed_minor(self) -> int: ...
 
 
 P = TypeVar("P", bound=PricedOrder)

@@ -496,3 +496,24 @@ def test_events_record_fast_bytes_equal_the_pydantic_serializer() -> None:
         "campaign_id": "c1", "creator_id": "cr1", "link_code": "L1", "occurred_at": NOW})
     one = EventsBatchRecord.build(batch_id="b-2", brand_id="b1", source="redirect", received_at=NOW, events=[redirect])
     assert orjson.loads(one.to_bytes()) == orjson.loads(one.__pydantic_serializer__.to_json(one))
+
+
+def test_setup_records_round_trip_and_refuse_bad_values() -> None:
+    from schemas.errors import InvalidRecord
+    from schemas.setup import ApiKey, Brand, Link, decode_setup, encode_setup
+
+    brand = Brand(brand_id="b1", name="Acme", currency="USD", webhook_secret="whsec_" + "a" * 40)
+    key, value = encode_setup("b1", brand)
+    assert key == b"brand:b1" and decode_setup(key, value) == ("brand", "b1", brand)
+    link = Link(creator_id="cr1", campaign_id="cmp1", destination_url="https://shop.example/p", coupon_code="save10",
+                link_code="L1", brand_id="b1")
+    assert decode_setup(*encode_setup("L1", link))[2] == link and link.coupon_code == "SAVE10"
+    assert decode_setup(b"apikey:ab12", None) == ("apikey", "ab12", None)  # a tombstone
+    assert decode_setup(*encode_setup("ab12", ApiKey(role="finance", name="F")))[2] == ApiKey(role="finance", name="F")
+    for bad_key, bad_value, reason in ((b"gadget:1", b"{}", "unknown_setup_kind"), (b"brand", b"{}", "unknown_setup_kind"),
+                                       (b"brand:b1", b'{"brand_id": "b1"}', "invalid_setup_record"),
+                                       (b"apikey:x", b'{"role": "admin"}', "invalid_setup_record"),
+                                       (b"link:L1", b"not json", "invalid_setup_record")):
+        with pytest.raises(InvalidRecord) as exc:
+            decode_setup(bad_key, bad_value)
+        assert exc.value.reason == reason

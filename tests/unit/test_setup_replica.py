@@ -13,13 +13,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from liveledger.kafka import create_topics, start_producer
 from liveledger.settings import Settings
 from liveledger.setup_state import SetupReplica
+from schemas.setup import Brand, encode_setup
 from tests.harness import fresh_prefix
 
 
@@ -113,8 +113,9 @@ async def kafka_replica() -> AsyncIterator[tuple[SetupReplica, AIOKafkaProducer]
 
 async def write_brand(replica: SetupReplica, producer: AIOKafkaProducer, brand_id: str) -> int:
     """Write a brand's setup record (acks=all, as ``publish_setup``); its offset."""
-    value = {"brand_id": brand_id, "name": f"Brand {brand_id}", "currency": "USD", "webhook_secret": "whsec_x"}
-    meta = await producer.send_and_wait(replica.topic, orjson.dumps(value), key=f"brand:{brand_id}".encode())
+    key, value = encode_setup(brand_id, Brand(brand_id=brand_id, name=f"Brand {brand_id}", currency="USD",
+                                              webhook_secret="whsec_" + "x" * 32))
+    meta = await producer.send_and_wait(replica.topic, value, key=key)
     return int(meta.offset)
 
 
@@ -165,3 +166,19 @@ async def test_read_your_writes_while_misses_are_in_flight(
     found = await replica.lookup("brands", "b-newer")
     assert found is not None and found["name"] == "Brand b-newer"
     assert replica.position >= offset + 1
+
+
+def test_state_folds_typed_records_and_skips_bad_ones() -> None:
+    from liveledger.setup_state import SetupState
+    from schemas.setup import ApiKey, Link
+
+    state = SetupState()
+    state.apply(*encode_setup("L1", Link(creator_id="cr1", campaign_id="cmp1", destination_url="https://s.example/",
+                                         coupon_code="save", link_code="L1", brand_id="b1")))
+    state.apply(*encode_setup("k1", ApiKey(role="brand", brand_id="b1")))
+    state.apply(b"link:L2", b'{"link_code": "L2"}')  # does not validate: skipped, nothing else changes
+    state.apply(b"gadget:1", b"{}")
+    assert list(state.links) == ["L1"] and state.keys["k1"].brand_id == "b1"
+    assert state.link_for_coupon("b1", "SAVE") == state.links["L1"]
+    state.apply(b"link:L1", None)  # tombstone
+    assert state.links == {}
