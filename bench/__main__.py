@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--only ingest,stream,e2e,sink,query] [--out DIR]``.
+"""``python -m bench [--quick] [--only ingest,stream,conversion,e2e,sink,query] [--out DIR]``.
 
 Runs each measurement beside its baseline and writes ``results.json``, ``results.md`` and PNG
 plots to ``bench/out/`` (see docs/benchmarks.md). A part whose component does not exist yet, or
@@ -20,12 +20,13 @@ from typing import Any
 
 import orjson
 
-from bench import e2e_bench, ingest_bench, query_bench, report, sink_bench, stream_bench
+from bench import conversion_bench, e2e_bench, ingest_bench, query_bench, report, sink_bench, stream_bench
 from bench.config import FULL, QUICK, BenchConfig
 
 PARTS: dict[str, tuple[str, Callable[[BenchConfig, Path], dict[str, Any]]]] = {
     "ingest": ("ingest", ingest_bench.run),
     "stream": ("stream", stream_bench.run),
+    "conversion": ("stream_conversion", conversion_bench.run),
     "e2e": ("e2e", e2e_bench.run),
     "sink": ("clickhouse_sink", sink_bench.run),
     "query": ("query", query_bench.run),

@@ -44,7 +44,7 @@ signature() {
         clickhouse) echo "devstack.chserver" ;;
         ingest) echo "-m ingest" ;;
         api) echo "-m api" ;;
-        streams*) echo "-m streams worker" ;;
+        streams*) echo "-m streams " ;;  # "-m streams worker" and "-m streams --datadir D worker"
         sink) echo "-m consumers clickhouse" ;;
         *) echo "$1" ;;
     esac

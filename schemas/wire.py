@@ -278,6 +278,7 @@ def order_record_from_bytes(data: bytes | str) -> OrderRecord | RefundRecord:
 # and the record key must be the brand id.
 
 _EVENT_ADAPTER: Final[TypeAdapter[WireViewEvent | WireClickEvent | WireAddToCartEvent]] = TypeAdapter(WireEvent)
+_CLICK_VALIDATOR: Final = WireClickEvent.__pydantic_validator__
 _FUTURE_MS: Final = 5 * 60 * 1000
 _PAST_MS: Final = 400 * 24 * 3600 * 1000
 # Checked before any other problem, in this order (a record with several problems names the first).
@@ -393,14 +394,29 @@ def decode_events_record(raw: bytes | None, key: bytes | None = None) -> Decoded
     return DecodedEvents(rec.brand_id, rec.batch_id, rec.received_at, events, rejected)
 
 
-def clicks_of_events_record(raw: bytes | None, key: bytes | None = None) -> list[WireClickEvent]:
-    """The valid clicks of an ``ll.events`` value; anything invalid is skipped here (whoever decodes
-    the whole record, the live path, dead-letters it)."""
+def clicks_of_events_record(raw: bytes | None, key: bytes | None = None) -> tuple[str, list[WireClickEvent]]:
+    """``(brand_id, valid clicks)`` of an ``ll.events`` value: exactly the clicks
+    :func:`decode_events_record` would return, without building the views and carts (the ledger
+    needs only clicks). Nothing for a bad envelope: whoever decodes the whole record (the live
+    path) dead-letters it."""
+    if raw is None:
+        return "", []
     try:
-        decoded = decode_events_record(raw, key)
-    except InvalidRecord:
-        return []
-    return [e for e in decoded.events if isinstance(e, WireClickEvent)]
+        rec = _EventsEnvelope.__pydantic_validator__.validate_json(raw)
+        _check_key(key, rec.brand_id)
+    except (ValidationError, InvalidRecord):
+        return "", []
+    received_ms = to_ms(rec.received_at)
+    clicks = []
+    for ev in rec.events:
+        if isinstance(ev, dict) and ev.get("type") == "click":
+            try:
+                click = _CLICK_VALIDATOR.validate_python(ev)
+            except ValidationError:
+                continue
+            if _window_reason(to_ms(click.occurred_at), received_ms) is None:
+                clicks.append(click)
+    return rec.brand_id, clicks
 
 
 def decode_orders_record(raw: bytes | None, key: bytes | None = None) -> OrderRecord | RefundRecord:
@@ -443,6 +459,7 @@ class LedgerOrderFact(_Record):
     stream_id: Id | None
     click_id: Id | None
     coupon_code: CouponCode | None
+    link_code: Id | None = None  # the coupon's link, or the link of a redirect click
     rate_bps: Count
     flat_minor: MinorAmount
     hold_days: Count

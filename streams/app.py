@@ -1,55 +1,165 @@
-"""The Faust app: the process host of the ledger consumer and the live-counter consumer.
+"""The Faust app: two agents, the live path and the ledger path, over the raw Kafka topics.
 
-- ledger: the plain aiokafka consumer of :mod:`streams.ledger_consumer` (attribution, commission,
-  refunds) over the events and orders topics, its state and offset fences in Redis;
-- live: the plain aiokafka consumer of :mod:`streams.live_consumer` (high-volume counters).
+- ``live`` (``@app.agent`` over ``ll.events``): counters, presence, unique viewers, per-creator clicks
+  (:mod:`streams.live_path`);
+- ``ledger`` (``@app.agent`` over ``ll.events`` + ``ll.orders``, co-partitioned by Faust's assignor):
+  de-dup, attribution, commission, refunds, ledger facts (:mod:`streams.ledger_path`).
 
-Both run as futures of one Faust service, so ``python -m streams worker`` (and several workers per
-host) works as before. No Faust agent or Table is used: faust-streaming 0.15.3's consumer skips
-source records on reassignment (docs/stream-processing.md, "Why not Faust tables"). Both share one
-idempotent aiokafka producer (acks=all) for ledger facts and dead letters.
+Each agent is a thin loop: ``stream.take_events(n, within=…)`` buffers records (Faust's per-record
+cost, ~20-60 µs, is shared by the ~100 events an ingest record carries) and hands the batch to its
+path. No Tables, ``concurrency=1``. Faust's own offset commits are *not* the truth: the paths apply
+effects fenced by Redis offsets and the :class:`~streams.gate.OffsetGate` re-reads any gap Faust
+leaves (docs/stream-processing.md, "What we rely on, what we guard against"). On assignment both
+paths seek to their fences. ``python -m streams worker`` runs it; several workers share the work.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import tempfile
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import faust
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaProducer
-from faust.app.base import BootStrategy
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from faust.types import TP, EventT
 from mode import Service
 
 from liveledger.kafka import start_producer
 from liveledger.settings import Settings
 from liveledger.setup_state import SetupReplica
+from liveledger.topics import topic_name
 from schemas.wire import Headers
-from streams.ledger_consumer import LedgerConsumer
-from streams.live_consumer import LiveConsumer
+from streams.gate import OffsetGate
+from streams.ledger_path import LedgerPath
+from streams.live_path import LivePath
 from streams.redis_state import LedgerStore, LiveStore, Notifier
-from streams.supervise import run_forever
 
+log = logging.getLogger(__name__)
 
-class HostBoot(BootStrategy):
-    """Faust as the process host only: no Faust consumer (no group, no leader topic, no rebalance to
-    wait for before our services start) and no Faust producer; our consumers bring their own."""
-
-    enable_kafka = False
+LIVE_BATCH = 500  # records (of up to 1000 events each) per live flush at most
+LEDGER_BATCH = 2000
+WITHIN_S = 0.05  # how long an agent waits to fill a batch: the latency it adds at low traffic
+SESSION_TIMEOUT_S = 10.0  # a kill -9'd member's partitions move after ~10 s
 
 
 def app_id(settings: Settings) -> str:
     return "liveledger" if settings.topic_prefix == "ll" else f"{settings.topic_prefix}-liveledger"
 
 
-def ledger_group(settings: Settings) -> str:
-    return f"{app_id(settings)}-ledger"
+class Pipelines:
+    """The long-lived clients and the two paths of one worker process (created on start)."""
+
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.redis = aioredis.from_url(settings.redis_url)
+        self.notifier = Notifier(self.redis, settings.topic_prefix)
+        self.replica = SetupReplica(settings)
+        self.producer: AIOKafkaProducer | None = None
+        self.live: LivePath | None = None
+        self.ledger: LedgerPath | None = None
+        self.started = asyncio.Event()
+        self._unsynced: set[TP] = set()
+        self._offsets: AIOKafkaConsumer | None = None
+        self._wake = asyncio.Event()
+
+    async def seek(self, tp: Any, offset: int) -> None:
+        await self.app.consumer.seek(TP(tp.topic, tp.partition), offset)
+
+    async def log_start(self, tp: Any) -> int:
+        """The partition's first offset still in the log. Asked through a consumer of our own (no
+        group, no subscription): Faust's ``earliest_offsets`` goes through its consumer thread, and
+        that call did not return while the thread was fetching (observed with 0.15.3)."""
+        assert self._offsets is not None
+        key = TopicPartition(tp.topic, tp.partition)
+        return int((await self._offsets.beginning_offsets([key])).get(key, 0))
+
+    async def start(self) -> None:
+        await self.replica.start()
+        self.notifier.start()
+        self._offsets = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, group_id=None,
+                                         enable_auto_commit=False)
+        await self._offsets.start()
+        producer = self.producer = await start_producer(self.settings)
+
+        async def send(topic: str, key: bytes | None, value: bytes | None, headers: Headers) -> Any:
+            return await producer.send(topic, value, key=key, headers=headers)
+
+        self.live = LivePath(LiveStore(self.redis, self.settings.topic_prefix), self.notifier, send,
+                             OffsetGate(self.seek, self.log_start), topic_name(self.settings, "dlq"))
+        self.ledger = LedgerPath(self.settings, LedgerStore(self.redis, self.settings.topic_prefix), self.replica,
+                                 self.notifier, producer, OffsetGate(self.seek, self.log_start))
+        self.started.set()
+
+    async def stop(self) -> None:
+        if self._offsets is not None:
+            await self._offsets.stop()
+        await self.notifier.stop()
+        await self.replica.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+        await self.redis.aclose()
+
+    def on_assigned(self, assigned: Iterable[TP]) -> None:
+        """Faust's rebalance callback: note the partitions and return at once. Seeking (a call into
+        Faust's consumer thread, which waits for this callback) happens in :meth:`resync`."""
+        assigned = set(assigned)
+        if self.live is not None:
+            self.live.forget(assigned)
+        if self.ledger is not None:
+            self.ledger.on_revoked(assigned)  # reloaded by resync (or by the first batch that needs them)
+        self._unsynced |= assigned
+        self._wake.set()
+
+    def on_revoked(self, revoked: Iterable[TP]) -> None:
+        revoked = set(revoked)
+        self._unsynced -= revoked
+        if self.live is not None:
+            self.live.forget(revoked)
+        if self.ledger is not None:
+            self.ledger.on_revoked(revoked)
+
+    async def resync(self) -> None:
+        """Seek newly assigned partitions to their Redis fences, wherever Faust positioned them (it
+        resumes at its committed offset, which may lie past records it never delivered). A record
+        that still arrives out of line is caught by the gate."""
+        await self.started.wait()
+        assert self.live is not None and self.ledger is not None
+        events = topic_name(self.settings, "events")
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._unsynced = self._unsynced, set()
+            log.info("seeking %d assigned partitions to their fences", len(batch))
+            try:
+                for tp in sorted(tp for tp in batch if tp.topic == events):
+                    fence = await self.live.fence(tp)
+                    await self.seek(tp, fence + 1 if fence >= 0 else await self.log_start(tp))
+                await self.ledger.sync(batch)
+            except Exception:
+                log.exception("seeking assigned partitions to their fences failed; the gate re-reads gaps")
 
 
-def live_group(settings: Settings) -> str:
-    return f"{app_id(settings)}-live"
+async def run_batches(name: str, stream: Any, size: int, handle: Callable[[Sequence[Any]], Awaitable[None]],
+                      on_error: Callable[[Iterable[Any]], None]) -> None:
+    """The body of an agent: batches of messages to ``handle``. An unexpected error in one batch is
+    logged and that batch's partitions re-read from their fences; the agent keeps running (an agent
+    that dies would stall its partitions)."""
+    events: Sequence[EventT[Any]]
+    async for events in stream.take_events(size, within=WITHIN_S):
+        messages = [e.message for e in events]
+        try:
+            await handle(messages)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s agent: batch of %d records failed; re-reading its partitions", name, len(messages))
+            on_error({m.tp for m in messages})
+            await asyncio.sleep(1)
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -58,48 +168,63 @@ def create_app(settings: Settings) -> faust.App:
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
         topic_partitions=settings.event_partitions,
-        topic_replication_factor=1,
-        topic_allow_declare=True,
+        topic_allow_declare=False,  # topics are created with their declared partitions (liveledger topics create)
+        topic_disable_leader=True,
         producer_acks=-1,
-        web_enabled=False,
         consumer_auto_offset_reset="earliest",
+        broker_session_timeout=SESSION_TIMEOUT_S,
+        broker_heartbeat_interval=2.0,
+        stream_wait_empty=False,  # a rebalance need not wait for agents to drain: Redis fences decide
+        web_enabled=False,
         # memory:// keeps nothing on disk, but Faust still wants a data dir: keep it out of the cwd.
         datadir=str(Path(tempfile.gettempdir()) / "liveledger-faust"),
     )
-    app.boot_strategy = HostBoot(app)
-    redis_client = aioredis.from_url(settings.redis_url)
-    notifier = Notifier(redis_client, settings.topic_prefix)
-    replica = SetupReplica(settings)
-    producer: list[AIOKafkaProducer] = []
-    tasks: list[asyncio.Future[Any]] = []
+    events_topic = app.topic(topic_name(settings, "events"), key_type=bytes, value_type=bytes,
+                             key_serializer="raw", value_serializer="raw")
+    ledger_topics = app.topic(topic_name(settings, "events"), topic_name(settings, "orders"), key_type=bytes,
+                              value_type=bytes, key_serializer="raw", value_serializer="raw")
+    pipes = Pipelines(app, settings)
 
     @app.service
-    class Pipelines(Service):
-        """Setup replica, change notifier, the ledger consumer and the live-counter consumer."""
+    class Clients(Service):
+        """Setup replica, change notifier, producer and the two paths; up before the agents."""
 
         async def on_start(self) -> None:
-            await replica.start()
-            notifier.start()
-            producer.append(await start_producer(settings))
-            kafka = producer[0]
+            await pipes.start()
 
-            async def send(topic: str, key: bytes | None, value: bytes | None, headers: Headers) -> Any:
-                return await kafka.send(topic, value, key=key, headers=headers)
-
-            live = LiveConsumer(settings, LiveStore(redis_client, settings.topic_prefix), notifier, send,
-                                group_id=live_group(settings))
-            led = LedgerConsumer(settings, LedgerStore(redis_client, settings.topic_prefix), replica, notifier,
-                                 kafka, group_id=ledger_group(settings))
-            tasks.append(self.add_future(run_forever(live, "live consumer")))
-            tasks.append(self.add_future(run_forever(led, "ledger consumer")))
+        @Service.task
+        async def _resync(self) -> None:
+            await pipes.resync()
 
         async def on_stop(self) -> None:
-            for task in tasks:  # consumers first: they leave their groups while the producer still runs
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await notifier.stop()
-            await replica.stop()
-            for p in producer:
-                await p.stop()
+            await pipes.stop()
 
+    async def _assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+        pipes.on_assigned(assigned)
+
+    async def _revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        pipes.on_revoked(revoked)
+
+    app.on_partitions_assigned.connect(_assigned)  # type: ignore[arg-type]  # mode's stub wants signal=
+    app.on_partitions_revoked.connect(_revoked)  # type: ignore[arg-type]
+
+    @app.agent(events_topic, concurrency=1, name="live")
+    async def live(stream: Any) -> None:
+        await pipes.started.wait()
+        assert pipes.live is not None
+        await run_batches("live", stream, LIVE_BATCH, pipes.live.handle, pipes.live.forget)
+
+    @app.agent(ledger_topics, concurrency=1, name="ledger")
+    async def ledger(stream: Any) -> None:
+        await pipes.started.wait()
+        assert pipes.ledger is not None
+        path = pipes.ledger
+
+        def reload(tps: Iterable[Any]) -> None:
+            for p in {tp.partition for tp in tps}:
+                path.parts.pop(p, None)
+
+        await run_batches("ledger", stream, LEDGER_BATCH, path.handle, reload)
+
+    app.pipelines = pipes  # type: ignore[attr-defined]  # for tests and the bench
     return app

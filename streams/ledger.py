@@ -9,7 +9,7 @@ ReplacingMergeTree), so re-emitting a snapshot is harmless.
 
 Table layouts (values are JSON-friendly dicts; keys are ``"<brand_id>:<id>"``):
 
-- ``clicks[brand:click_id]`` = ``{creator_id, campaign_id, stream_id, product_id, occurred_ms, src}``
+- ``clicks[brand:click_id]`` = ``{creator_id, campaign_id, stream_id, product_id, link_code, occurred_ms, src}``
 - ``orders[brand:order_id]`` = ``{order|None, src, refunds: {refund_id: {...}}, attr, version, snap}``
   (a refund for an unknown order creates the entry with ``order = None``: it waits there)
 - ``waiting[brand:click_id]`` = ``[order_id, ...]`` orders whose click had not arrived yet
@@ -102,10 +102,15 @@ def attribute(order: dict[str, Any], click: dict[str, Any] | None, setup: SetupV
     lookup = _campaign_lookup(setup)
     a = dom_attr.attribute(brand_id, from_ms(order["occurred_ms"]), click_fact, coupon_link, lookup)
     terms = lookup(a.campaign_id) if a.campaign_id else None
+    link_code = None
+    if a.kind == "click" and click is not None:
+        link_code = click.get("link_code")
+    elif a.kind == "coupon" and coupon_link is not None:
+        link_code = coupon_link.link_code or None
     return {
         "via": None if a.kind == "none" else a.kind,
         "creator_id": a.creator_id, "campaign_id": a.campaign_id, "stream_id": a.stream_id,
-        "click_id": a.click_id,
+        "click_id": a.click_id, "link_code": link_code,
         "rate_bps": terms.rate_bps if terms else 0,
         "flat_minor": terms.flat_minor if terms else 0,
         "hold_days": terms.hold_days if terms else DEFAULT_HOLD_DAYS,
@@ -150,6 +155,7 @@ def snapshot(state: dict[str, Any]) -> dict[str, Any]:
         "stream_id": attr["stream_id"],
         "click_id": order["click_id"],
         "coupon_code": order["coupon_code"],
+        "link_code": attr.get("link_code"),
         "rate_bps": attr["rate_bps"],
         "flat_minor": attr["flat_minor"],
         "hold_days": attr["hold_days"],
@@ -276,7 +282,8 @@ def on_click(t: Tables, setup: SetupView, c: WireClickEvent, brand_id: str, src:
     click = t.clicks.get(key)
     if click is None:
         click = {"creator_id": c.creator_id, "campaign_id": c.campaign_id, "stream_id": c.stream_id,
-                 "product_id": c.product_id, "occurred_ms": to_ms(c.occurred_at), "src": src}
+                 "product_id": c.product_id, "link_code": c.link_code, "occurred_ms": to_ms(c.occurred_at),
+                 "src": src}
         t.clicks[key] = click
     elif click["src"] != src:
         return fx  # duplicate click: nothing changes

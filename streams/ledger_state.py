@@ -3,7 +3,7 @@
 :mod:`streams.ledger` works on four ``MutableMapping`` tables. The ledger consumer gives it
 :class:`TrackedTable` dicts loaded from the partition's Redis hashes (``<p>:lstate:<partition>:<table>``,
 JSON values); each records which keys were set or deleted, so one atomic Redis step writes exactly
-the changed entries beside the new offset fences (see :mod:`streams.ledger_consumer`).
+the changed entries beside the new offset fences (see :mod:`streams.ledger_path`).
 """
 
 from __future__ import annotations

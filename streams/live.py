@@ -6,7 +6,9 @@ duplicates' contributions, all in the same atomic step that advances the offset 
 
 What counts (docs/money-rules.md, "Live metrics"): ``views`` = joins; ``clicks``; ``add_to_carts``;
 clicks per product; unique viewers = the viewers that sent a view; ``viewers_now`` from each
-viewer's last join/heartbeat and last leave (a late, older heartbeat never revives a viewer who left).
+viewer's last join/heartbeat and last leave (a late, older heartbeat never revives a viewer who left);
+and per creator (contract "Per-creator conversion, live") the counted clicks on the creator's links
+and in the creator's streams, in total and per stream, campaign and link.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ from liveledger.storage import redis_keys as K
 from schemas.time import to_ms
 from schemas.wire import DecodedEvents, WireAddToCartEvent, WireClickEvent
 
+Increment = tuple[str, str]  # (key, hash field), +1 per event
+
 
 @dataclass(slots=True)
 class StreamPart:
-    """One stream's share of a flush."""
+    """One stream's presence share of a flush (the counters are plain increments)."""
 
-    inc: Counter[str] = field(default_factory=Counter)
-    product_clicks: Counter[str] = field(default_factory=Counter)
     viewers: set[str] = field(default_factory=set)
     presence: dict[str, list[int]] = field(default_factory=dict)  # viewer -> [last join/heartbeat ms, last leave ms]
     max_ts: int = 0
@@ -43,8 +45,12 @@ class LiveBatch:
     last_offset: int = -1
     valid: int = 0
     streams: dict[str, StreamPart] = field(default_factory=dict)
-    # [dedup key, stream id ("" none), counter field ("" none), product ("" none)]
-    ev: list[tuple[str, str, str, str]] = field(default_factory=list)
+    inc: Counter[Increment] = field(default_factory=Counter)
+    # what one event adds (an event's "group", shared by the many events that add the same) and,
+    # per event, [dedup key, group position (1-based, 0: nothing)]: a duplicate subtracts its group
+    groups: dict[tuple[Increment, ...], int] = field(default_factory=dict)
+    ev: list[tuple[str, int]] = field(default_factory=list)
+    creators: set[tuple[str, str]] = field(default_factory=set)  # (brand, creator) with counted clicks
     stats: Counter[str] = field(default_factory=Counter)
 
     def __len__(self) -> int:
@@ -61,40 +67,57 @@ class LiveBatch:
             part = self.streams[stream_id] = StreamPart()
         return part
 
+    def _count(self, dedup: str, adds: tuple[Increment, ...]) -> None:
+        group = 0
+        if adds:
+            self.inc.update(adds)
+            group = self.groups.setdefault(adds, len(self.groups) + 1)
+        self.ev.append((dedup, group))
+
+    def _click(self, brand: str, e: WireClickEvent) -> tuple[Increment, ...]:
+        p = self.prefix
+        adds: list[Increment] = []
+        s = e.stream_id
+        if s is not None:
+            counts = K.stream_counts(p, s)
+            adds.append((counts, "clicks"))
+            if e.product_id:
+                adds.append((K.stream_products(p, s), f"clicks|{e.product_id}"))
+        if e.creator_id:
+            conv = K.creator_conversion(p, brand, e.creator_id)
+            self.creators.add((brand, e.creator_id))
+            adds.append((conv, "clicks"))
+            if s is not None:
+                adds.append((conv, f"stream|{s}|clicks"))
+            if e.campaign_id:
+                adds.append((conv, f"campaign|{e.campaign_id}|clicks"))
+            if e.link_code:
+                adds.append((conv, f"link|{e.link_code}|clicks"))
+        return tuple(adds)
+
     def add_events(self, batch: DecodedEvents) -> None:
         p, brand = self.prefix, batch.brand_id
         for e in batch.events:
             self.valid += 1
             dedup = K.dedup(p, brand, e.event_id)
             if isinstance(e, WireClickEvent):
-                s = e.stream_id
-                if s is None:
-                    self.ev.append((dedup, "", "", ""))
-                    continue
-                part = self._part(s)
-                part.inc["clicks"] += 1
-                product = e.product_id or ""
-                if product:
-                    part.product_clicks[product] += 1
-                self.ev.append((dedup, s, "clicks", product))
+                if e.stream_id is not None:
+                    self._part(e.stream_id)
+                self._count(dedup, self._click(brand, e))
             elif isinstance(e, WireAddToCartEvent):
-                self._part(e.stream_id).inc["add_to_carts"] += 1
-                self.ev.append((dedup, e.stream_id, "add_to_carts", ""))
+                self._part(e.stream_id)
+                self._count(dedup, ((K.stream_counts(p, e.stream_id), "add_to_carts"),))
             else:
                 part = self._part(e.stream_id)
-                counter = ""
-                if e.action == "join":
-                    counter = "views"
-                    part.inc["views"] += 1
                 part.viewers.add(e.viewer_id)
                 slot = part.presence.setdefault(e.viewer_id, [0, 0])
-                i = 1 if e.action == "leave" else 0
                 ms = to_ms(e.occurred_at)
+                i = 1 if e.action == "leave" else 0
                 if ms > slot[i]:
                     slot[i] = ms
                 if ms > part.max_ts:
                     part.max_ts = ms
-                self.ev.append((dedup, e.stream_id, counter, ""))
+                self._count(dedup, ((K.stream_counts(p, e.stream_id), "views"),) if e.action == "join" else ())
 
     def count(self, stat: str, n: int = 1) -> None:
         self.stats[stat] += n
@@ -102,19 +125,17 @@ class LiveBatch:
     def stream_ids(self) -> set[str]:
         return set(self.streams)
 
-    def to_script_arg(self, now_ms: int) -> dict[str, Any]:
+    def to_script_arg(self, now_ms: int, *, jump: bool = False) -> dict[str, Any]:
         """The JSON argument of :data:`liveledger.storage.lua.LIVE_FLUSH` (key names included)."""
         p = self.prefix
-        order = sorted(self.streams)
-        position = {s: i + 1 for i, s in enumerate(order)}
         streams = []
-        for s in order:
+        for s in sorted(self.streams):
             part = self.streams[s]
             streams.append({
-                "k": {"c": K.stream_counts(p, s), "p": K.stream_products(p, s), "v": K.stream_viewers(p, s),
-                      "n": K.stream_now(p, s), "l": K.stream_left(p, s)},
-                "inc": dict(part.inc), "pc": dict(part.product_clicks), "uv": sorted(part.viewers),
-                "vw": [[v, t[0], t[1]] for v, t in part.presence.items()], "ts": part.max_ts,
+                "k": {"c": K.stream_counts(p, s), "v": K.stream_viewers(p, s), "n": K.stream_now(p, s),
+                      "l": K.stream_left(p, s)},
+                "uv": sorted(part.viewers), "vw": [[v, t[0], t[1]] for v, t in part.presence.items()],
+                "ts": part.max_ts,
             })
         return {
             "off": K.offsets(p, self.consumer),
@@ -122,10 +143,14 @@ class LiveBatch:
             "tp": f"{self.topic}:{self.partition}",
             "first": self.first_offset,
             "last": self.last_offset,
+            "jump": jump,
             "ttl": K.DEDUP_TTL_S,
             "valid": self.valid,
-            "ev": [[d, position[s] if s else 0, c, pr] for d, s, c, pr in self.ev],
+            "inc": [[k, f, n] for (k, f), n in sorted(self.inc.items())],
+            "groups": [[list(a) for a in adds] for adds in self.groups],
+            "ev": [list(e) for e in self.ev],
             "streams": streams,
+            "creators": [[K.brand_creators(p, b), c] for b, c in sorted(self.creators)],
             "now": now_ms,
             "st": dict(self.stats),
         }

@@ -48,7 +48,7 @@ class LiveStore:
         self._live = client.register_script(LIVE_FLUSH)
 
     async def apply_live(self, arg: dict[str, Any]) -> tuple[bool, int]:
-        """→ (applied, duplicates) or (False, stored offset) when fenced."""
+        """→ (applied, duplicates), or (False, stored offset) when refused: a replay or a gap."""
         payload = orjson.dumps(arg)
         res = await _retry(lambda: self._live(keys=[], args=[payload]))
         if int(res[0]) < 0:
@@ -95,7 +95,8 @@ class LedgerStore:
         k = {"o": keys.order_contribution(p, brand, snap["order_id"]), "bs": keys.brand_sales(p, brand)}
         if creator:
             k.update(ce=keys.creator_earnings(p, creator), cc=keys.creator_by_campaign(p, creator),
-                     cs=keys.creator_by_stream(p, creator))
+                     cs=keys.creator_by_stream(p, creator), cv=keys.creator_conversion(p, brand, creator),
+                     ci=keys.brand_creators(p, brand))
         if stream:
             k.update(sc=keys.stream_counts(p, stream), sp=keys.stream_products(p, stream))
         return {**snap, "k": k}

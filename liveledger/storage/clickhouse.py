@@ -31,7 +31,8 @@ EVENT_COLUMNS = ["brand_id", "stream_id", "occurred_at", "event_id", "type", "vi
                  "source_offset"]
 ORDER_COLUMNS = ["brand_id", "order_id", "version", "occurred_at", "currency", "gross_minor", "refunded_minor",
                  "net_minor", "via", "creator_id", "campaign_id", "stream_id", "click_id", "coupon_code",
-                 "rate_bps", "flat_minor", "hold_days", "commission_minor", "reversed_minor", "skus", "source"]
+                 "rate_bps", "flat_minor", "hold_days", "commission_minor", "reversed_minor", "skus", "source",
+                 "link_code"]
 REFUND_COLUMNS = ["brand_id", "refund_id", "order_id", "amount_minor", "currency", "occurred_at"]
 DLQ_COLUMNS = ["source_topic", "source_partition", "source_offset", "idx", "reason", "detail", "key", "payload",
                "dead_lettered_at"]
@@ -88,7 +89,7 @@ def ledger_rows(value: bytes | None) -> tuple[str, list[Any]] | None:
             fact.brand_id, fact.order_id, fact.version, occurred, fact.currency, fact.gross_minor,
             fact.refunded_minor, fact.net_minor, fact.via or "", fact.creator_id or "", fact.campaign_id or "",
             fact.stream_id or "", fact.click_id or "", fact.coupon_code or "", fact.rate_bps, fact.flat_minor,
-            fact.hold_days, fact.commission_minor, fact.reversed_minor, fact.skus, fact.source]
+            fact.hold_days, fact.commission_minor, fact.reversed_minor, fact.skus, fact.source, fact.link_code or ""]
     return REFUNDS, [fact.brand_id, fact.refund_id, fact.order_id, fact.amount_minor, fact.currency, occurred]
 
 

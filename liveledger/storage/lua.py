@@ -10,28 +10,30 @@ the ledger step compare-and-sets its fences. Redis runs Lua 5.1 (no ``goto``); n
 
 from __future__ import annotations
 
-# b = {off, tp, first, last, ttl, valid, stats, now, st: {stat: n},
-#      streams: [{k: {c, p, v, n, l}, inc: {field: n}, pc: {product: n}, uv: [viewer], vw: [[viewer, seen, left]], ts}],
-#      ev: [[dedup key, stream position (1-based, 0: none), counter field, product]]}
+# A flush whose first offset is not the stored fence + 1 is refused too ({-2, stored}: a gap), unless
+# ``jump`` says the offsets in between are past the log start (streams/gate.py).
+# b = {off, tp, first, last, jump, ttl, valid, stats, now, st: {stat: n},
+#      inc: [[key, field, n]]  (every counter of the batch, summed),
+#      groups: [[[key, field], ...]]  (what one event added: subtracted again for a duplicate),
+#      ev: [[dedup key, group position (1-based, 0: none)]],
+#      streams: [{k: {c, v, n, l}, uv: [viewer], vw: [[viewer, seen, left]], ts}]  (presence, unique viewers),
+#      creators: [[brand creators set, creator]]}
 LIVE_FLUSH = r"""
 local b = cjson.decode(ARGV[1])
 local cur = redis.call('HGET', b.off, b.tp)
 if cur and tonumber(cur) >= tonumber(b.first) then return {-1, tonumber(cur)} end
-for _, s in ipairs(b.streams) do
-  for f, n in pairs(s.inc) do redis.call('HINCRBY', s.k.c, f, n) end
-  for pid, n in pairs(s.pc) do redis.call('HINCRBY', s.k.p, 'clicks|' .. pid, n) end
-end
+if cur and tonumber(b.first) ~= tonumber(cur) + 1 and not b.jump then return {-2, tonumber(cur)} end
+for _, e in ipairs(b.inc) do redis.call('HINCRBY', e[1], e[2], e[3]) end
 local dups = 0
 for _, e in ipairs(b.ev) do
   if not redis.call('SET', e[1], '1', 'NX', 'EX', b.ttl) then
     dups = dups + 1
-    if e[2] > 0 and e[3] ~= '' then
-      local k = b.streams[e[2]].k
-      redis.call('HINCRBY', k.c, e[3], -1)
-      if e[4] ~= '' then redis.call('HINCRBY', k.p, 'clicks|' .. e[4], -1) end
+    if e[2] > 0 then
+      for _, a in ipairs(b.groups[e[2]]) do redis.call('HINCRBY', a[1], a[2], -1) end
     end
   end
 end
+for _, c in ipairs(b.creators) do redis.call('SADD', c[1], c[2]) end
 for _, s in ipairs(b.streams) do
   local vs = s.uv
   for i = 1, #vs, 1000 do redis.call('SADD', s.k.v, unpack(vs, i, math.min(i + 999, #vs))) end
@@ -64,7 +66,8 @@ return {dups, 0}
 # Used by LEDGER_STEP: apply order snapshots (newer version only), replacing the old contribution of
 # the order by the new one in every aggregate. Each snapshot carries the keys of the aggregates it
 # counts in (``s.k``: order ``o``, brand sales ``bs``, creator ``ce`` / by campaign ``cc`` / by stream
-# ``cs``, stream counts ``sc`` / products ``sp``), and is stored with them, so the old contribution
+# ``cs``, the creator's conversion with the brand ``cv`` and the brand's creator set ``ci``, stream
+# counts ``sc`` / products ``sp``), and is stored with them, so the old contribution
 # is removed from exactly where it was added even when the order moved to another creator.
 _LEDGER_APPLY = r"""
 local touched = {}
@@ -85,6 +88,23 @@ local function apply(s, sign)
       hinc(g[1], g[2] .. c .. '|net_minor', sign * s.net_minor)
       hinc(g[1], g[2] .. c .. '|commission_minor', sign * s.commission_minor)
       hinc(g[1], g[2] .. c .. '|reversed_minor', sign * s.reversed_minor)
+    end
+    -- the creator's conversion with this brand, in total and per stream / campaign / link
+    local kind = s.via .. '_orders'
+    local dims = {''}
+    if s.stream_id then dims[#dims + 1] = 'stream|' .. s.stream_id .. '|' end
+    if s.campaign_id then dims[#dims + 1] = 'campaign|' .. s.campaign_id .. '|' end
+    if s.link_code then dims[#dims + 1] = 'link|' .. s.link_code .. '|' end
+    for _, d in ipairs(dims) do
+      hinc(k.cv, d .. 'orders', sign)
+      hinc(k.cv, d .. kind, sign)
+      hinc(k.cv, d .. 'gmv|' .. c, sign * s.net_minor)
+      hinc(k.cv, d .. 'commission|' .. c, sign * s.commission_minor)
+    end
+    if sign > 0 then
+      redis.call('SADD', k.ci, s.creator_id)
+      local last = tonumber(redis.call('HGET', k.cv, 'last_order_at') or '0')
+      if s.occurred_ms and s.occurred_ms > last then redis.call('HSET', k.cv, 'last_order_at', s.occurred_ms) end
     end
   end
   if s.via == 'click' and s.stream_id then
@@ -131,7 +151,7 @@ end
 # b = {off, stats, ob (outbox list), sk: {table: state hash}, fences, set: [[table, field, json]],
 #      del: [[table, field]], snaps, st, outbox: [json], now}
 LEDGER_STEP = r"""
--- One ledger step for one source partition (streams/ledger_consumer.py), atomically:
+-- One ledger step for one source partition (streams/ledger_path.py), atomically:
 -- fence CAS, state HSET/HDEL, order snapshot contributions, stats, outbox RPUSH, new fences.
 local b = cjson.decode(ARGV[1])
 """ + _FENCE_CHECK + r"""

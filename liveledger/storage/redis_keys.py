@@ -55,6 +55,21 @@ def creator_by_stream(p: str, creator_id: str) -> str:
     return f"{p}:creator:{creator_id}:by_stream"
 
 
+def creator_conversion(p: str, brand_id: str, creator_id: str) -> str:
+    """HASH: one creator's live conversion funnel with one brand (contract "Per-creator conversion,
+    live"). Fields, each also per dimension with the prefix ``stream|<id>|``, ``campaign|<id>|`` or
+    ``link|<code>|``: ``clicks`` (counted clicks, written by the live path), ``orders``,
+    ``click_orders``, ``coupon_orders``, ``gmv|<CUR>`` (net after refunds) and ``commission|<CUR>``
+    (current commission, all statuses) of the attributed orders (written by the ledger path); plus
+    ``last_order_at`` (epoch ms of the latest attributed order, not per dimension)."""
+    return f"{p}:conv:{brand_id}:{creator_id}"
+
+
+def brand_creators(p: str, brand_id: str) -> str:
+    """SET of the creators that have a :func:`creator_conversion` hash with ``brand_id``."""
+    return f"{p}:convidx:{brand_id}"
+
+
 def brand_sales(p: str, brand_id: str) -> str:
     """HASH ``<CUR>|orders``, ``<CUR>|net_minor`` (all orders), ``<CUR>|attributed_orders``,
     ``<CUR>|attributed_net_minor``, ``<CUR>|commission_minor``."""

@@ -64,7 +64,7 @@ class World:
                via if creator else "", creator, campaign, stream if via == "click" else "",
                f"clk-{order_id}" if via == "click" and creator else "", "", rate_bps if campaign else 0,
                flat if campaign else 0, hold_days, commission(net), commission(gross) - commission(net), ["p1"],
-               "native"]
+               "native", ""]
         cols = [*ORDER_COLUMNS, "ingested_at"]
         at = ingested_at or datetime.now(UTC)
         for table in (ORDERS_LEDGER, COMMISSION_VERSIONS):

@@ -117,6 +117,54 @@ async def dlq_reasons(settings: Settings) -> dict[str, int]:
     return dict(out)
 
 
+async def conversion_live_and_ledger(settings: Settings) -> tuple[dict[Any, Any], dict[Any, Any]]:
+    """Per (brand, creator): the live conversion hashes in Redis, and the same numbers computed
+    from ClickHouse (counted clicks in the events table, attributed orders in the ledger)."""
+    p = settings.topic_prefix
+    r: Any = aioredis.from_url(settings.redis_url, decode_responses=True)
+    live: dict[Any, Any] = {}
+    try:
+        for brand in ("b1", "b2"):
+            for creator in await r.smembers(f"{p}:convidx:{brand}"):
+                h = await r.hgetall(f"{p}:conv:{brand}:{creator}")
+                row = {f: int(h.get(f, 0)) for f in ("clicks", "orders", "click_orders", "coupon_orders",
+                                                     "gmv|USD", "commission|USD")}
+                if any(row.values()):
+                    live[(brand, creator)] = row
+    finally:
+        await r.aclose()
+    client = get_client(settings, database=settings.clickhouse_database)
+    ledger: dict[Any, Any] = defaultdict(lambda: dict.fromkeys(
+        ("clicks", "orders", "click_orders", "coupon_orders", "gmv|USD", "commission|USD"), 0))
+    try:
+        for brand, creator, n in client.query(
+                "SELECT brand_id, creator_id, uniqExact(event_id) FROM events "
+                "WHERE type = 'click' AND creator_id != '' GROUP BY brand_id, creator_id").result_rows:
+            ledger[(brand, creator)]["clicks"] = int(n)
+        for brand, creator, n, nc, nk, gmv, com in client.query(
+                "SELECT brand_id, creator_id, count(), countIf(via = 'click'), countIf(via = 'coupon'), "
+                "sum(net_minor), sum(commission_minor) FROM orders_ledger FINAL WHERE creator_id != '' "
+                "GROUP BY brand_id, creator_id").result_rows:
+            ledger[(brand, creator)].update({"orders": int(n), "click_orders": int(nc), "coupon_orders": int(nk),
+                                             "gmv|USD": int(gmv), "commission|USD": int(com)})
+    finally:
+        client.close()
+    return live, {k: v for k, v in ledger.items() if any(v.values())}
+
+
+async def settle_conversion(settings: Settings, timeout: float = 60) -> dict[Any, Any]:
+    async def same() -> dict[Any, Any] | None:
+        live, ledger = await conversion_live_and_ledger(settings)
+        return live if live and live == ledger else None
+
+    try:
+        return await kit.wait_for(same, timeout=timeout, interval=1.0)  # type: ignore[no-any-return]
+    except TimeoutError:
+        live, ledger = await conversion_live_and_ledger(settings)
+        assert live == ledger
+        raise
+
+
 def expected_streams(truth: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for s, v in truth["streams"].items():
@@ -195,6 +243,12 @@ async def test_pipeline_exact_once() -> None:
         assert await dlq_reasons(settings) == dict(w.invalid_reasons)
         ch_dlq = await kit.wait_for(lambda: clickhouse_view(settings)["dlq"] == dict(w.invalid_reasons), timeout=30)
         assert ch_dlq
+        # per-creator conversion, live (Redis) = the ledger and the stored clicks (ClickHouse)
+        conv = await settle_conversion(settings)
+        assert sum(v["click_orders"] for v in conv.values()) > 0
+        assert sum(v["coupon_orders"] for v in conv.values()) > 0
+        truth_orders = {c: v["orders"] for c, v in w.truth["creators"].items() if v["orders"]}
+        assert {c: v["orders"] for (_, c), v in conv.items() if v["orders"]} == truth_orders
     finally:
         kit.stop(worker)
         kit.stop(sink)
@@ -213,7 +267,7 @@ async def until_processing(settings: Settings, worker: subprocess.Popen[bytes], 
                            timeout: float = 40) -> int:
     """Wait until ``worker`` owns partitions (its log says so) and records are applied (the fences pass
     ``since``), so a kill lands on a worker that is doing work, not on one still joining the group."""
-    mark = f"[{worker.pid}] [INFO] ledger consumer: partitions assigned".encode()
+    mark = f"[{worker.pid}] [INFO] ledger path: partitions assigned".encode()
 
     async def moved() -> int:
         if mark not in _log(settings, "worker").read_bytes():
@@ -224,35 +278,41 @@ async def until_processing(settings: Settings, worker: subprocess.Popen[bytes], 
 
 
 @pytest.mark.chaos
-async def test_kill9_worker_and_sink_mid_run_and_second_worker() -> None:
+async def test_kill9_worker_and_sink_mid_run_and_workers_joining_and_leaving() -> None:
+    """kill -9 of the worker 5 times mid-run (once right after a second worker joined, while the
+    rebalance is in progress) and of the sink 3 times; a second and a third worker join and leave."""
     settings = kit.fresh_settings()
     w = dataset.build(seed=2, n_chunks=8)
     await _prepare(settings, w)
     rng = random.Random(5)
     worker = kit.spawn(settings, "streams", "worker", log=_log(settings, "worker"))
     sink = kit.spawn(settings, "consumers", "clickhouse", log=_log(settings, "sink"))
-    second = None
+    extra: dict[str, subprocess.Popen[bytes]] = {}
     fences = 0
     try:
         for i, chunk in enumerate(w.chunks):
             produce = asyncio.create_task(kit.produce(settings, chunk))
-            await asyncio.sleep(rng.uniform(0.5, 2.5))
-            if i in (1, 3, 5):  # kill -9 the worker mid-run (once it is applying records), restart it
-                fences = await until_processing(settings, worker, fences)
+            await asyncio.sleep(rng.uniform(0.5, 2.0))
+            if i == 2:  # a second worker joins: a rebalance starts ...
+                extra["worker2"] = kit.spawn(settings, "streams", "worker", log=_log(settings, "worker2"))
+                await asyncio.sleep(0.5)
+            if i in (1, 2, 3, 4, 5):  # kill -9 the worker mid-run (at i == 2: during that rebalance)
+                if i != 2:
+                    fences = await until_processing(settings, worker, fences)
                 kit.kill9(worker)
                 worker = kit.spawn(settings, "streams", "worker", log=_log(settings, "worker"))
             if i in (2, 4, 6):  # kill -9 the sink mid-run, restart it
                 kit.kill9(sink)
                 sink = kit.spawn(settings, "consumers", "clickhouse", log=_log(settings, "sink"))
-            if i == 2:  # a second worker joins the group ...
-                second = kit.spawn(settings, "streams", "worker", log=_log(settings, "worker2"))
-            if i == 6 and second is not None:  # ... and leaves
-                kit.stop(second)
-                second = None
+            if i == 4:  # a third worker joins ...
+                extra["worker3"] = kit.spawn(settings, "streams", "worker", log=_log(settings, "worker3"))
+            if i == 6:  # ... and the second and third leave
+                for name in ("worker2", "worker3"):
+                    kit.stop(extra.pop(name))
             await produce
         await settle(settings, w, timeout=180)
         await settle_clickhouse(settings, w, timeout=120)
+        await settle_conversion(settings)
     finally:
-        for p in (worker, sink, second):
-            if p is not None:
-                kit.stop(p)
+        for p in (worker, sink, *extra.values()):
+            kit.stop(p)

@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -112,16 +113,16 @@ async def _committed(admin: AIOKafkaAdminClient, group: str) -> dict[TopicPartit
 
 
 async def drain(settings: Settings, timeout: float) -> None:
-    """Until every consumer group committed the end offset of every partition it reads, twice in a row
-    (the worker writes the ledger topic, so its end moves until the worker is done)."""
+    """Until every partition is applied up to its end twice in a row: by the stream worker's paths
+    (their Redis offset fences, which decide what was applied -- not Faust's commits) and by the
+    ClickHouse sink (its committed offsets). The worker writes the ledger topic, so its end moves
+    until the worker is done."""
     prefix = settings.topic_prefix
-    groups = {
-        f"{prefix}-liveledger-ledger": ("events", "orders"),
-        f"{prefix}-liveledger-live": ("events",),
-        f"{prefix}-liveledger-clickhouse": ("events", "ledger", "dlq"),
-    }
+    fences = {"live": ("events",), "ledger": ("events", "orders")}
+    sink_group = f"{prefix}-liveledger-clickhouse"
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    r: Any = aioredis.from_url(settings.redis_url, decode_responses=True)
     await consumer.start()
     await admin.start()
     try:
@@ -133,12 +134,18 @@ async def drain(settings: Settings, timeout: float) -> None:
         while time.monotonic() < deadline:
             ends = await consumer.end_offsets([tp for v in tps.values() for tp in v])
             behind = {}
-            for group, shorts in groups.items():
-                done = await _committed(admin, group)
+            for path, shorts in fences.items():
+                applied = {k: int(v) + 1 for k, v in (await r.hgetall(f"{prefix}:offsets:{path}")).items()}
                 for short in shorts:
                     for tp in tps[short]:
-                        if ends[tp] > done.get(tp, 0):
-                            behind[f"{group} {tp.topic}:{tp.partition}"] = ends[tp] - done.get(tp, 0)
+                        done = applied.get(f"{tp.topic}:{tp.partition}", 0)
+                        if ends[tp] > done:
+                            behind[f"{path} {tp.topic}:{tp.partition}"] = ends[tp] - done
+            done_sink = await _committed(admin, sink_group)
+            for short in ("events", "ledger", "dlq"):
+                for tp in tps[short]:
+                    if ends[tp] > done_sink.get(tp, 0):
+                        behind[f"{sink_group} {tp.topic}:{tp.partition}"] = ends[tp] - done_sink.get(tp, 0)
             streak = streak + 1 if not behind else 0
             if streak >= 2:
                 return
@@ -147,6 +154,7 @@ async def drain(settings: Settings, timeout: float) -> None:
     finally:
         await consumer.stop()
         await admin.close()
+        await r.aclose()
 
 
 # --- the three views ---------------------------------------------------------------------------------

@@ -161,3 +161,16 @@ def test_waiting_refund_in_another_currency_is_not_applied_when_the_order_arrive
     fx = ledger.on_order(t, s, order("o1"), "o:0:1")
     assert fx.snapshots[0]["net_minor"] == 10000 and fx.refunds == []
     assert fx.stats["refunds_currency_mismatch"] == 1
+
+
+def test_snapshots_name_the_link_they_are_attributed_through() -> None:
+    t, s = tables(), Setup()
+    snap = ledger.on_order(t, s, order("o1", coupon="save"), "o:0:0").snapshots[0]
+    assert (snap["via"], snap["link_code"]) == ("coupon", "L1")
+    b = decode_events_record(kit.batch("b1", [{**kit.click("rc1", "s1", "v1", "p1", "cr1", "cmp"), "link_code": "Lx"}]))
+    assert isinstance(b.events[0], WireClickEvent)
+    ledger.on_click(t, s, b.events[0], "b1", "e:0:0")
+    snap = ledger.on_order(t, s, order("o2", click_id="rc1"), "o:0:1").snapshots[0]
+    assert (snap["via"], snap["link_code"]) == ("click", "Lx")
+    snap = ledger.on_order(t, s, order("o3"), "o:0:2").snapshots[0]
+    assert snap["link_code"] is None

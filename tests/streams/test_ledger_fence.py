@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from liveledger.settings import Settings
-from streams.ledger_consumer import outbox_entry
+from streams.ledger_path import outbox_entry
 from streams.redis_state import Fenced, LedgerStore
 from tests.streams import kit
 
@@ -102,3 +102,28 @@ async def test_order_snapshots_apply_deltas_by_version(store: LedgerStore) -> No
     assert c1[b"USD|orders"] == b"0" and c1[b"USD|net_minor"] == b"0"
     assert (c2[b"USD|orders"], c2[b"USD|net_minor"], c2[b"USD|commission_minor"]) == (b"1", b"400", b"40")
     assert (s1[b"orders"], s1[b"gmv|USD"]) == (b"1", b"400")
+
+
+async def test_order_snapshots_keep_each_creators_conversion(store: LedgerStore) -> None:
+    """orders / click_orders / coupon_orders, gmv and commission per creator and dimension follow
+    the order's latest version: a late click moves the order from the coupon's creator."""
+    coupon = step({"x.events:0": [-1, -1], "x.orders:0": [-1, 0]}, net=1000, version=1)
+    coupon["snaps"][0].update(via="coupon", creator_id="crc", campaign_id="cmp", link_code="L1", stream_id="s9",
+                              occurred_ms=1_700_000_000_000)
+    await store.step(coupon)
+    crc = await store.client.hgetall(f"{store.prefix}:conv:b1:crc")
+    assert (crc[b"orders"], crc[b"coupon_orders"], crc[b"gmv|USD"], crc[b"commission|USD"]) == (
+        b"1", b"1", b"1000", b"100")
+    assert (crc[b"link|L1|orders"], crc[b"stream|s9|coupon_orders"], crc[b"campaign|cmp|gmv|USD"]) == (
+        b"1", b"1", b"1000")
+    assert crc[b"last_order_at"] == b"1700000000000"
+    click = step({"x.events:0": [-1, -1], "x.orders:0": [0, 1]}, net=600, version=2)
+    click["snaps"][0].update(campaign_id="cmp", occurred_ms=1_700_000_000_000)
+    await store.step(click)
+    crc = await store.client.hgetall(f"{store.prefix}:conv:b1:crc")
+    cr1 = await store.client.hgetall(f"{store.prefix}:conv:b1:cr1")
+    assert (crc[b"orders"], crc[b"coupon_orders"], crc[b"gmv|USD"], crc[b"link|L1|orders"]) == (b"0", b"0", b"0", b"0")
+    assert (cr1[b"orders"], cr1[b"click_orders"], cr1[b"stream|s1|click_orders"], cr1[b"gmv|USD"]) == (
+        b"1", b"1", b"1", b"600")
+    assert b"coupon_orders" not in cr1
+    assert await store.client.smembers(f"{store.prefix}:convidx:b1") == {b"crc", b"cr1"}

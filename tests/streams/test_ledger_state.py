@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from streams import ledger
-from streams.ledger_consumer import outbox_entry, parse_outbox_entry
+from streams.ledger_path import outbox_entry, parse_outbox_entry
 from streams.ledger_state import TABLES, PartitionState, TrackedTable
 from tests.streams.test_ledger import Setup, click, order, refund
 

@@ -510,7 +510,8 @@ def test_setup_records_round_trip_and_refuse_bad_values() -> None:
     assert decode_setup(*encode_setup("L1", link))[2] == link and link.coupon_code == "SAVE10"
     assert decode_setup(b"apikey:ab12", None) == ("apikey", "ab12", None)  # a tombstone
     assert decode_setup(*encode_setup("ab12", ApiKey(role="finance", name="F")))[2] == ApiKey(role="finance", name="F")
-    for bad_key, bad_value, reason in ((b"gadget:1", b"{}", "unknown_setup_kind"), (b"brand", b"{}", "unknown_setup_kind"),
+    for bad_key, bad_value, reason in ((b"gadget:1", b"{}", "unknown_setup_kind"),
+                                       (b"brand", b"{}", "unknown_setup_kind"),
                                        (b"brand:b1", b'{"brand_id": "b1"}', "invalid_setup_record"),
                                        (b"apikey:x", b'{"role": "admin"}', "invalid_setup_record"),
                                        (b"link:L1", b"not json", "invalid_setup_record")):

@@ -84,5 +84,19 @@ def test_coupon_codes_compare_upper_case() -> None:
 def test_clicks_in_batch_skips_everything_else() -> None:
     raw = kit.batch("b1", [kit.view("e1", "s1", "v1"), kit.click("c1", "s1", "v1", "p1", "cr", "cmp"),
                            {"type": "click", "event_id": "bad id"}])
-    assert [c.event_id for c in clicks_in_batch(raw, b"b1")] == ["c1"]
-    assert clicks_in_batch(b"junk") == []
+    assert [c.event_id for c in clicks_in_batch(raw, b"b1")[1]] == ["c1"]
+    assert clicks_in_batch(b"junk") == ("", [])
+    assert clicks_in_batch(raw, b"b2") == ("", [])  # key is not the brand
+
+
+def test_clicks_only_decoding_agrees_with_the_full_decoder() -> None:
+    late = kit.iso(kit.now_utc().replace(year=2099))
+    events = [kit.click("c1", "s1", "v1", "p1", "cr", "cmp"), kit.view("e1", "s1", "v1"),
+              {**kit.click("c2", "s1", "v1", "p1", "cr", None), "occurred_at": late},
+              {**kit.click("c3", "s1", "v1", "p1", "cr", None), "viewer_id": "bad id"},
+              {**kit.click("c4", "s1", "v1", "p1", "cr", None), "link_code": "L9", "stream_id": None},
+              {**kit.click("c5", "s1", "v1", "p1", "cr", None), "extra": 1}, {"type": "click"}]
+    raw = kit.batch("b1", events)
+    full = [e for e in parse_event_batch(raw, b"b1").events if e.type == "click"]
+    brand, clicks = clicks_in_batch(raw, b"b1")
+    assert brand == "b1" and clicks == full and [c.event_id for c in clicks] == ["c1", "c4"]

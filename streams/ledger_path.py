@@ -1,22 +1,19 @@
-"""The ledger path: a plain aiokafka consumer over the events and orders topics, state fenced in Redis.
+"""The ledger path: the ledger agent's work on one batch of ``ll.events`` + ``ll.orders`` records.
 
-Why not a Faust agent with Tables: faust-streaming 0.15.3's consumer skips source records on
-restart/rebalance and commits past them (see docs/stream-processing.md, "Why not Faust tables").
-Here Redis, not Kafka, is the source of truth for what was applied:
+Redis, not Kafka or Faust, is the source of truth for what was applied:
 
-- group ``<app id>-ledger``, ``RangePartitionAssignor``: partition p of both topics (co-partitioned
-  by brand_id, same partition count) goes to the same member;
-- on assignment, partition p's state (four hashes ``<p>:lstate:<p>:<table>``) and its two fences
-  (``<p>:offsets:ledger`` ``<topic>:<p>``) are loaded, a leftover outbox is re-sent, and the
-  consumer seeks to fence + 1; on revocation the in-memory state is dropped (work not yet in Redis
-  is replayed by the next owner);
-- per ``getmany`` and partition: the records above the fences, the two topics merged by timestamp,
-  go through the pure :mod:`streams.ledger`; then **one Lua step** (:data:`liveledger.storage.lua.LEDGER_STEP`)
-  checks that the stored fences are still the ones loaded (a zombie member is refused), writes the
-  changed state entries, applies the order snapshots to the aggregates, appends the records to
-  produce to the partition's outbox and moves the fences -- atomically. Then the outbox is produced
-  (acks=all, awaited), deleted if the fences did not move meanwhile, and the Kafka offsets committed
-  (for lag monitoring and the drain check only).
+- Faust's co-partitioning assignor gives partition p of both topics (same partition count, keyed by
+  brand_id) to the same worker;
+- partition p's state (four hashes ``lstate:<p>:<table>``) and its two fences (``offsets:ledger``
+  ``<topic>:<p>``) are loaded when the partition is assigned (or first seen), a leftover outbox is
+  re-sent, and both topics are sought to fence + 1; on revocation the in-memory state is dropped;
+- per batch and partition: the :class:`~streams.gate.OffsetGate` admits the records that follow the
+  fences (a gap seeks back); the two topics merged by timestamp go through the pure
+  :mod:`streams.ledger`; then **one Lua step** (:data:`liveledger.storage.lua.LEDGER_STEP`) checks
+  that the stored fences are still the ones loaded (a zombie member is refused), writes the changed
+  state entries, applies the order snapshots to the aggregates, appends the records to produce to the
+  partition's outbox and moves the fences -- atomically. Then the outbox is produced (acks=all,
+  awaited) and deleted if the fences did not move meanwhile.
 
 A crash anywhere therefore only re-sends records identical to ones already committed with the state.
 """
@@ -34,29 +31,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaProducer
+from faust.types import TP
 
 from liveledger.settings import Settings
 from liveledger.setup_state import SetupReplica
 from liveledger.topics import topic_name
 from schemas.errors import InvalidRecord
-from schemas.wire import DeadLetter, Headers, OrderRecord, WireClickEvent, decode_events_record, decode_orders_record
+from schemas.wire import DeadLetter, Headers, OrderRecord, clicks_of_events_record, decode_orders_record
 from streams import ledger
+from streams.gate import OffsetGate
 from streams.ledger_state import PartitionState
 from streams.redis_state import Fenced, LedgerStore, Notifier, now_ms
 
 log = logging.getLogger(__name__)
 
-SESSION_TIMEOUT_MS = 10_000  # a kill -9'd member's partitions move after ~10 s
-HEARTBEAT_MS = 2_000
-
 
 def compact(snap: dict[str, Any]) -> dict[str, Any]:
     """What the Redis aggregates need of a snapshot (None values dropped for Lua)."""
     wanted = ("brand_id", "order_id", "version", "currency", "net_minor", "commission_minor", "reversed_minor",
-              "via", "creator_id", "campaign_id", "stream_id", "skus")
+              "via", "creator_id", "campaign_id", "stream_id", "link_code", "occurred_ms", "skus")
     return {k: snap[k] for k in wanted if snap.get(k) is not None}
 
 
@@ -94,68 +88,61 @@ class StepWork:
             self.stats[k] = self.stats.get(k, 0) + n
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, owner: LedgerConsumer) -> None:
-        self.owner = owner
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self.owner.on_revoked(revoked)
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self.owner.on_assigned(assigned)
-
-
-class LedgerConsumer:
+class LedgerPath:
     def __init__(self, settings: Settings, store: LedgerStore, replica: SetupReplica, notifier: Notifier,
-                 producer: AIOKafkaProducer, *, group_id: str, max_records: int = 2000) -> None:
+                 producer: AIOKafkaProducer, gate: OffsetGate) -> None:
         self.settings = settings
         self.store = store
         self.replica = replica
         self.notifier = notifier
         self.producer = producer
-        self.group_id = group_id
-        self.max_records = max_records
+        self.gate = gate
         self.events_topic = topic_name(settings, "events")
         self.orders_topic = topic_name(settings, "orders")
         self.topics = [self.events_topic, self.orders_topic]
         self.ledger_topic = topic_name(settings, "ledger")
         self.dlq_topic = topic_name(settings, "dlq")
         self.parts: dict[int, PartitionState] = {}
-        self.consumer: AIOKafkaConsumer | None = None
         self._lock = asyncio.Lock()  # a rebalance waits for the step in progress
-        self._gap_checked: set[tuple[str, int, int]] = set()
         self._records = 0
         self._steps = 0
         self._last_log = time.monotonic()
 
     # -- assignment ----------------------------------------------------------------------------
-    async def on_revoked(self, revoked: list[TopicPartition]) -> None:
-        async with self._lock:
-            for tp in revoked:
-                self.parts.pop(tp.partition, None)
+    def on_revoked(self, revoked: Iterable[Any]) -> None:
+        """Drop the revoked partitions' in-memory state (in-memory only: this runs inside Faust's
+        rebalance callback, where waiting for the consumer, or for a step that may, would deadlock)."""
+        revoked = [tp for tp in revoked if tp.topic in self.topics]
+        for tp in revoked:
+            self.parts.pop(tp.partition, None)
+        self.gate.forget(revoked)
 
-    async def on_assigned(self, assigned: list[TopicPartition]) -> None:
+    async def sync(self, assigned: Iterable[Any]) -> None:
+        """(Re)load newly assigned partitions and seek them to their fences (outside the callback)."""
+        partitions = sorted({tp.partition for tp in assigned if tp.topic in self.topics})
         async with self._lock:
-            partitions = sorted({tp.partition for tp in assigned})
             for p in partitions:
                 await self.load(p)
-            log.info("ledger consumer: partitions assigned %s", partitions)
+        if partitions:
+            log.info("ledger path: partitions assigned %s", partitions)
 
-    async def load(self, p: int) -> None:
+    async def load(self, p: int) -> PartitionState:
         """(Re)load partition p from Redis, re-send its outbox and seek both topics to fence + 1."""
-        assert self.consumer is not None
         while True:
             state = await self.store.load(p, self.topics)
             if await self.resend_outbox(state):
                 break
-            log.info("ledger consumer: partition %d moved while loading; reloading", p)
+            log.info("ledger path: partition %d moved while loading; reloading", p)
         self.parts[p] = state
         for topic in self.topics:
-            tp, fence = TopicPartition(topic, p), state.fence(topic)
-            if fence >= 0:
-                self.consumer.seek(tp, fence + 1)
-            else:
-                await self.consumer.seek_to_beginning(tp)
+            tp = self.tp(topic, p)
+            self.gate.forget([tp])
+            fence = state.fence(topic)
+            await self.gate.seek(tp, fence + 1 if fence >= 0 else await self.gate.log_start(tp))
+        return state
+
+    def tp(self, topic: str, partition: int) -> TP:
+        return TP(topic, partition)
 
     async def resend_outbox(self, state: PartitionState) -> bool:
         """Produce what the last step of this partition committed, then DEL it (fence-checked)."""
@@ -163,7 +150,7 @@ class LedgerConsumer:
         if not entries:
             return True
         await self.produce(entries)
-        log.info("ledger consumer: re-sent %d outbox records of partition %d", len(entries), state.partition)
+        log.info("ledger path: re-sent %d outbox records of partition %d", len(entries), state.partition)
         return await self.store.clear_outbox(state.partition, state.fences)
 
     async def produce(self, entries: Iterable[bytes | str]) -> None:
@@ -174,86 +161,32 @@ class LedgerConsumer:
         if futures:
             await asyncio.gather(*futures)
 
-    # -- the loop ------------------------------------------------------------------------------
-    async def run(self) -> None:
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
-            group_id=self.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            partition_assignment_strategy=(RangePartitionAssignor,),
-            session_timeout_ms=SESSION_TIMEOUT_MS,
-            heartbeat_interval_ms=HEARTBEAT_MS,
-            fetch_max_wait_ms=100,
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-        )
-        await self.consumer.start()
-        self.consumer.subscribe(self.topics, listener=_Rebalance(self))
-        log.info("ledger consumer started on %s (group %s)", ", ".join(self.topics), self.group_id)
-        try:
-            while True:
-                batches = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
-                if batches:
-                    commits = await self.step_all(batches)
-                    if commits:
-                        try:
-                            await self.consumer.commit(commits)
-                        except KafkaError as exc:  # the Redis fence is the truth; a lost commit only shows lag
-                            log.info("offset commit skipped: %s", exc)
-                self._log_rate()
-        finally:
-            self.parts.clear()
-            try:
-                await self.consumer.stop()
-            except Exception as exc:  # stopping after a cancel can surface fetcher errors; nothing to save
-                log.debug("ledger consumer stop: %s", exc)
-
-    async def step_all(self, batches: dict[TopicPartition, list[Any]]) -> dict[TopicPartition, int]:
-        """Process, commit to Redis and produce every partition of one ``getmany`` → offsets to commit."""
-        by_part: dict[int, list[tuple[TopicPartition, list[Any]]]] = defaultdict(list)
-        for tp, records in batches.items():
-            by_part[tp.partition].append((tp, records))
-        commits: dict[TopicPartition, int] = {}
+    # -- one batch -----------------------------------------------------------------------------
+    async def handle(self, records: Iterable[Any]) -> None:
+        """Apply one buffered batch (Faust ``Message`` objects of both topics)."""
+        by_part: dict[int, dict[Any, list[Any]]] = defaultdict(lambda: defaultdict(list))
+        for rec in records:
+            by_part[rec.tp.partition][rec.tp].append(rec)
         async with self._lock:
             done: list[tuple[PartitionState, list[str]]] = []
             for p, lists in sorted(by_part.items()):
-                state = self.parts.get(p)
-                if state is None:
-                    continue  # revoked meanwhile
-                out = await self.step(state, lists)
+                state = self.parts.get(p) or await self.load(p)
+                out = await self.step(state, list(lists.items()))
                 if out is not None:
                     done.append((state, out))
             await self.produce(e for _, out in done for e in out)
             for state, out in done:
                 if out and not await self.store.clear_outbox(state.partition, state.fences):
-                    log.info("ledger consumer: partition %d moved before its outbox was cleared", state.partition)
-                for topic in self.topics:
-                    if state.fence(topic) >= 0:
-                        commits[TopicPartition(topic, state.partition)] = state.fence(topic) + 1
-        return commits
+                    log.info("ledger path: partition %d moved before its outbox was cleared", state.partition)
+        self._log_rate()
 
-    def _fresh(self, state: PartitionState, tp: TopicPartition, records: list[Any]) -> list[Any]:
-        """Records above the fence; a jump past fence + 1 (should not happen) seeks back once."""
-        fence = state.fence(tp.topic)
-        fresh = [r for r in records if r.offset > fence]
-        if fresh and fence >= 0 and fresh[0].offset > fence + 1:
-            mark = (tp.topic, tp.partition, fence)
-            if mark not in self._gap_checked:
-                self._gap_checked.add(mark)
-                log.warning("ledger consumer: %s jumped from fence %d to %d; seeking back", tp, fence,
-                            fresh[0].offset)
-                assert self.consumer is not None
-                self.consumer.seek(tp, fence + 1)
-                return []
-        return fresh
-
-    async def step(self, state: PartitionState, lists: list[tuple[TopicPartition, list[Any]]]) -> list[str] | None:
+    async def step(self, state: PartitionState, lists: list[tuple[Any, list[Any]]]) -> list[str] | None:
         """One partition's records → one Redis step → the outbox entries to produce (None: nothing done)."""
         p = state.partition
         streams: list[list[tuple[int, int, str, Any]]] = []
         new_fences = dict(state.fences)
         for tp, records in lists:
-            fresh = self._fresh(state, tp, records)
+            fresh, _ = await self.gate.admit(tp, state.fence(tp.topic), records)
             if fresh:
                 order = 0 if tp.topic == self.events_topic else 1
                 streams.append([(r.timestamp, order, tp.topic, r) for r in fresh])
@@ -261,15 +194,16 @@ class LedgerConsumer:
         if not streams:
             return None
         work = StepWork()
+        work.add(ledger.Effects(stats=dict(self.gate.take_stats())))
         tables = state.ledger_tables()
         n = 0
         # the two topics merged by record timestamp; each topic's own order is kept
         for _, _, topic, rec in heapq.merge(*streams, key=lambda x: (x[0], x[1])):
             n += 1
             try:
-                await self.handle(tables, work, topic, p, rec.offset, rec.key, rec.value)
+                await self.apply_record(tables, work, topic, p, rec.offset, rec.key, rec.value)
             except Exception as exc:  # a bug must not stop the partition: dead-letter the record and go on
-                log.exception("ledger consumer failed on %s:%d:%d", topic, p, rec.offset)
+                log.exception("ledger path failed on %s:%d:%d", topic, p, rec.offset)
                 work.outbox.append(outbox_entry(self.dlq_topic, None, rec.key, rec.value, DeadLetter(
                     "processing_error", topic, p, rec.offset, detail=repr(exc)).headers()))
         sets, dels = state.take_changes()
@@ -280,7 +214,7 @@ class LedgerConsumer:
         try:
             touched = await self.store.step(arg)
         except Fenced as exc:
-            log.info("ledger consumer: partition %d refused (%s); reloading from Redis", p, exc)
+            log.info("ledger path: partition %d refused (%s); reloading from Redis", p, exc)
             await self.load(p)
             return None
         state.fences = {tp: new_fences.get(tp, -1) for tp in expected}
@@ -290,19 +224,15 @@ class LedgerConsumer:
         self._steps += 1
         return work.outbox
 
-    async def handle(self, t: ledger.Tables, work: StepWork, topic: str, partition: int, offset: int,
+    async def apply_record(self, t: ledger.Tables, work: StepWork, topic: str, partition: int, offset: int,
                      key: bytes | None, value: bytes | None) -> None:
         src = f"{topic}:{partition}:{offset}"
         setup = self.replica.state
         if topic == self.events_topic:
-            try:  # anything invalid in an events record is dead-lettered by the live path
-                batch = decode_events_record(value, key)
-            except InvalidRecord:
-                return
-            for e in batch.events:
-                if isinstance(e, WireClickEvent):
-                    fx = ledger.on_click(t, setup, e, batch.brand_id, src)
-                    self._emit(work, fx, partition, batch.brand_id.encode())
+            # only the clicks matter here; anything invalid is dead-lettered by the live path
+            brand_id, clicks = clicks_of_events_record(value, key)
+            for click in clicks:
+                self._emit(work, ledger.on_click(t, setup, click, brand_id, src), partition, brand_id.encode())
             return
         try:
             rec = decode_orders_record(value, key)
@@ -342,7 +272,7 @@ class LedgerConsumer:
         now = time.monotonic()
         if now - self._last_log >= 10:
             if self._records:
-                log.info("ledger consumer: %d records in %d steps (%.0f records/s)", self._records, self._steps,
+                log.info("ledger path: %d records in %d steps (%.0f records/s)", self._records, self._steps,
                          self._records / (now - self._last_log))
             self._records = self._steps = 0
             self._last_log = now

@@ -1,0 +1,144 @@
+"""The Faust gap: Faust positions a partition past records no agent applied; they are applied anyway.
+
+faust-streaming 0.15.3 can resume a partition at an offset it committed across records it never
+delivered (docs/stream-processing.md, "What we rely on, what we guard against"). Two tests:
+- in a worker: with the worker stopped, the app's committed offsets are moved to the end of the log
+  (what Faust's bug leaves behind) while records are still unapplied; a restarted worker must apply
+  every record exactly once;
+- in the live path itself, against Redis: a batch that starts past the fence is not applied, the
+  partition is sought back to fence + 1, and the re-read records are applied once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from liveledger.settings import Settings
+from liveledger.topics import topic_name
+from streams.app import app_id
+from streams.gate import OffsetGate
+from streams.live_path import LivePath
+from streams.redis_state import LiveStore, Notifier
+from tests.streams import kit
+
+LOGS = kit.REPO / ".devstack" / "logs"
+
+
+def views(brand: str, n: int, tag: str) -> list[tuple[str, bytes, bytes]]:
+    """``n`` records of 10 join events each (distinct ids) for stream s1."""
+    return [("events", brand.encode(), kit.batch(brand, [kit.view(f"{tag}-{i}-{j}", "s1", f"v{i}-{j}")
+                                                         for j in range(10)])) for i in range(n)]
+
+
+async def accepted(settings: Settings) -> int:
+    r: Any = aioredis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        return int(await r.hget(f"{settings.topic_prefix}:stats", "events_accepted") or 0)
+    finally:
+        await r.aclose()
+
+
+async def views_counted(settings: Settings) -> int:
+    r: Any = aioredis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        return int(await r.hget(f"{settings.topic_prefix}:live:s1:counts", "views") or 0)
+    finally:
+        await r.aclose()
+
+
+async def commit_at_end(settings: Settings, topics: list[str]) -> int:
+    """Commit the log end of every partition for the worker's group (the group has no members)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=app_id(settings),
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in range(settings.event_partitions)]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.commit({tp: off for tp, off in ends.items()})
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
+
+
+@pytest.mark.kafka
+@pytest.mark.redis
+@pytest.mark.e2e
+async def test_a_worker_applies_records_faust_committed_past() -> None:
+    settings = kit.fresh_settings()
+    await kit.prepare_topics(settings)
+    log = LOGS / f"test-{settings.topic_prefix}-worker.log"
+    LOGS.mkdir(parents=True, exist_ok=True)
+    worker = kit.spawn(settings, "streams", "worker", log=log)
+    try:
+        await kit.produce(settings, views("b1", 30, "a"))
+        await kit.wait_for(lambda: _equals(accepted(settings), 300), timeout=60)
+    finally:
+        kit.stop(worker)
+    # records the stopped worker never saw, then Faust's position moved past them
+    await kit.produce(settings, views("b1", 20, "b") + views("b2", 20, "c"))
+    assert await commit_at_end(settings, [topic_name(settings, "events"), topic_name(settings, "orders")]) >= 70
+    worker = kit.spawn(settings, "streams", "worker", log=log)
+    try:
+        await kit.wait_for(lambda: _equals(accepted(settings), 700), timeout=60)
+        await kit.produce(settings, views("b1", 5, "d"))  # and it goes on from there
+        await kit.wait_for(lambda: _equals(accepted(settings), 750), timeout=60)
+        assert await views_counted(settings) == 750  # every join counted once
+    finally:
+        kit.stop(worker)
+
+
+async def _equals(value: Any, want: int) -> bool:
+    return bool(await value == want)
+
+
+@dataclass(frozen=True)
+class Msg:
+    """The fields of a Faust ``Message`` the live path reads."""
+
+    tp: TopicPartition
+    offset: int
+    key: bytes
+    value: bytes
+
+
+@pytest.mark.redis
+async def test_the_live_path_rereads_a_gap_instead_of_skipping_it() -> None:
+    settings = kit.fresh_settings()
+    client = aioredis.from_url(settings.redis_url)
+    seeks: list[tuple[TopicPartition, int]] = []
+
+    async def seek(tp: Any, offset: int) -> None:
+        seeks.append((tp, offset))
+
+    async def log_start(tp: Any) -> int:
+        return 0
+
+    async def send(*_: Any) -> Any:
+        raise AssertionError("nothing is dead-lettered here")
+
+    path = LivePath(LiveStore(client, settings.topic_prefix), Notifier(client, settings.topic_prefix), send,
+                    OffsetGate(seek, log_start), "x.dlq")
+    tp = TopicPartition("x.events", 0)
+    records = [Msg(tp, i, b"b1", rec) for i, (_, _, rec) in enumerate(views("b1", 10, "g"))]
+    try:
+        assert await path.process(tp, records[:3]) == 2  # offsets 0..2 applied
+        # Faust now delivers from offset 7: 3..6 were never applied
+        assert await path.process(tp, records[7:]) is None
+        assert seeks == [(tp, 3)] and await views_counted(settings) == 30
+        # what Faust had queued before the seek is dropped; the re-read from 3 is applied once
+        assert await path.process(tp, records[8:]) is None
+        assert await path.process(tp, records[3:]) == 9
+        assert await views_counted(settings) == 100 and await accepted(settings) == 100
+        stats = await client.hgetall(f"{settings.topic_prefix}:stats")
+        assert int(stats[b"offset_gaps_reread"]) == 1
+    finally:
+        keys = await client.keys(f"{settings.topic_prefix}:*")
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
