@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 
 from api.context import ApiContext
+from api.conversion_routes import router as conversion_router
 from api.errors import install_error_handlers
 from api.finance_routes import router as finance_router
 from api.pages import router as pages_router
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(setup_router)
     app.include_router(read_router)
+    app.include_router(conversion_router)
     app.include_router(finance_router)
     app.include_router(pages_router)
 

@@ -43,10 +43,18 @@ class Gmv(BaseModel):
     net_minor: int
 
 
+class LineRevenue(BaseModel):
+    currency: str
+    amount_minor: int
+
+
 class TopProduct(BaseModel):
     product_id: str
     clicks: int
     orders: int
+    line_revenue: list[LineRevenue] = Field(
+        description="Σ quantity x unit price of this product's lines in orders attributed through the "
+                    "stream's clicks (before order-level discounts and refunds), per currency")
 
 
 class LiveStream(BaseModel):
@@ -103,6 +111,10 @@ class StreamEarnings(CurrencyEarnings):
     stream_id: str
 
 
+class LinkEarnings(CurrencyEarnings):
+    link_code: str
+
+
 class Earnings(BaseModel):
     creator_id: str
     from_: str | None = Field(alias="from", default=None)
@@ -111,6 +123,7 @@ class Earnings(BaseModel):
     currencies: list[CurrencyEarnings]
     by_campaign: list[CampaignEarnings]
     by_stream: list[StreamEarnings]
+    by_link: list[LinkEarnings] = Field(description="orders through a redirect click of the link, or its coupon")
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -264,6 +277,7 @@ async def creator_earnings(ledger: Ledger, creator_id: str, since: datetime | No
         "total": lambda _s: 0,
         "campaign": lambda s: s.campaign_id,
         "stream": lambda s: s.stream_id,
+        "link": lambda s: s.link_code,  # coupon orders count under the coupon's link
     })
     totals = totals_by_currency(grouped["total"])
     return {
@@ -274,6 +288,7 @@ async def creator_earnings(ledger: Ledger, creator_id: str, since: datetime | No
         "currencies": [_row(totals[c]) for c in sorted(totals)],
         "by_campaign": _grouped(grouped["campaign"], "campaign_id"),
         "by_stream": _grouped(grouped["stream"], "stream_id"),
+        "by_link": _grouped(grouped["link"], "link_code"),
     }
 
 

@@ -29,6 +29,7 @@ from clickhouse_connect.driver.asyncclient import AsyncClient
 from redis.exceptions import RedisError
 
 from api.context import ApiContext
+from api.conversion import ConversionReader
 from liveledger.ch import get_async_client
 from liveledger.domain.live import ctr, cvr, top_products
 from liveledger.domain.payouts import PayoutItem, PayoutPlan, payout_items
@@ -137,13 +138,19 @@ def build_live(stream_id: str, counts: dict[str, str], unique: int, present: int
     )
     product_clicks: dict[str, int] = {}
     product_orders: dict[str, int] = {}
+    revenue: dict[str, dict[str, int]] = {}  # product -> currency -> Σ quantity x unit price
     for field, value in products.items():
+        if field.startswith("revenue|"):
+            _, pid, currency = field.split("|", 2)
+            revenue.setdefault(pid, {})[currency] = _int(value)
+            continue
         kind, _, pid = field.partition("|")
         if kind == "clicks":
             product_clicks[pid] = _int(value)
         elif kind == "orders":
             product_orders[pid] = _int(value)
-    top = [{"product_id": pid, "clicks": c, "orders": o}
+    top = [{"product_id": pid, "clicks": c, "orders": o,
+            "line_revenue": [{"currency": cur, "amount_minor": n} for cur, n in sorted(revenue.get(pid, {}).items())]}
            for pid, c, o in top_products(product_clicks, product_orders, TOP_PRODUCTS) if c > 0 or o > 0]
     updated = _int(counts.get("updated_at"))
     return {
@@ -163,6 +170,12 @@ def build_live(stream_id: str, counts: dict[str, str], unique: int, present: int
     }
 
 
+def brand_topic(brand_id: str) -> str:
+    """What :meth:`LiveHub.subscribe` takes to hear of changes to a brand's creators' conversion
+    (a stream id is the topic of a stream's live metrics)."""
+    return f"brand/{brand_id}"  # "/" is not an id character: no stream id looks like this
+
+
 class LiveHub:
     """One pattern subscription per process; each SSE client waits on its own size-1 queue, so a
     burst of notifications coalesces into one re-read."""
@@ -171,6 +184,7 @@ class LiveHub:
         self.client = client
         self.prefix = prefix
         self._channel_prefix = keys.stream_channel(prefix, "")
+        self._brand_prefix = keys.conversion_channel(prefix, "")
         self._subs: dict[str, set[asyncio.Queue[None]]] = {}
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
@@ -207,7 +221,7 @@ class LiveHub:
         while True:
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.psubscribe(self._channel_prefix + "*")
+                await pubsub.psubscribe(self._channel_prefix + "*", self._brand_prefix + "*")
                 self.connected.set()
                 delay = 0.1
                 while True:
@@ -216,7 +230,10 @@ class LiveHub:
                         continue
                     channel = msg["channel"]
                     channel = channel.decode() if isinstance(channel, bytes) else str(channel)
-                    self._notify(channel[len(self._channel_prefix):])
+                    if channel.startswith(self._brand_prefix):
+                        self._notify(brand_topic(channel[len(self._brand_prefix):]))
+                    else:
+                        self._notify(channel[len(self._channel_prefix):])
             except (RedisError, OSError) as exc:
                 self.connected.clear()
                 log.warning("live hub: redis pub/sub failed (%s); retrying in %.1fs", exc, delay)
@@ -299,7 +316,8 @@ async def start_read_clients(ctx: ApiContext) -> None:
     hub.start()
     sampler = SeriesSampler(reader, lambda: list(ctx.setup.state.streams))
     sampler.start()
-    ctx.extras.update(redis=client, live=reader, hub=hub, series=sampler, ledger=Ledger(ctx.settings))
+    ctx.extras.update(redis=client, live=reader, hub=hub, series=sampler, ledger=Ledger(ctx.settings),
+                      conversion=ConversionReader(client, ctx.settings.topic_prefix))
 
 
 async def stop_read_clients(ctx: ApiContext) -> None:
@@ -320,7 +338,7 @@ async def stop_read_clients(ctx: ApiContext) -> None:
 # Table names and columns: liveledger/storage/clickhouse.py (migrations in consumers/migrations).
 _ORDER_FIELDS = ("brand_id, order_id, version, occurred_at, currency, creator_id, campaign_id, stream_id, via, "
                  "click_id, gross_minor, refunded_minor, rate_bps, flat_minor, hold_days, net_minor, "
-                 "commission_minor, reversed_minor")
+                 "commission_minor, reversed_minor, link_code")
 # The latest version of each selected order (orders_ledger is a ReplacingMergeTree(version)).
 _LATEST = f"SELECT {_ORDER_FIELDS} FROM {{db}}.{ORDERS_LEDGER} FINAL WHERE {{where}}"
 # The latest version effective before a cutoff, from the full history, with its effective time.
@@ -359,6 +377,7 @@ class LedgerOrder:
     net_minor: int
     commission_minor: int
     reversed_minor: int
+    link_code: str | None = None  # the coupon's link, or a redirect click's link
 
 
 def _utc(value: Any) -> datetime:
@@ -371,13 +390,13 @@ def _utc(value: Any) -> datetime:
 
 def _ledger_order(row: Sequence[Any]) -> LedgerOrder:
     (brand_id, order_id, version, occurred, currency, creator, campaign, stream, via, click,
-     gross, refunded, rate, flat, hold, net, commission, reversed_) = row
+     gross, refunded, rate, flat, hold, net, commission, reversed_, link) = row
     # The stream credited is the click's (a coupon order names its link's stream, not credited to
     # it), and hold days apply only under campaign terms: the status rules read these as stored.
     return LedgerOrder(str(brand_id), str(order_id), int(version), _utc(occurred), str(currency),
                        creator or None, campaign or None, (stream or None) if via == "click" else None,
                        via or None, click or None, int(gross), int(refunded), int(rate), int(flat),
-                       int(hold) if campaign else 0, int(net), int(commission), int(reversed_))
+                       int(hold) if campaign else 0, int(net), int(commission), int(reversed_), link or None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -221,6 +221,13 @@ class OrderRecord(_Record):
         """Net item revenue before refunds (:func:`schemas.orders.net_items_minor`)."""
         return net_items_minor(self)
 
+    def line_revenue(self) -> dict[str, int]:
+        """SKU → Σ quantity x unit price of its lines (before the order-level discount and refunds)."""
+        out: dict[str, int] = {}
+        for i in self.items:
+            out[i.sku] = out.get(i.sku, 0) + i.quantity * i.unit_price_minor
+        return out
+
     @property
     def skus(self) -> list[str]:
         """The distinct SKUs of the order's lines, sorted."""

@@ -24,7 +24,7 @@ from typing import Any
 
 import faust
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from faust.types import TP, EventT
 from mode import Service
 
@@ -37,12 +37,13 @@ from streams.gate import OffsetGate
 from streams.ledger_path import LedgerPath
 from streams.live_path import LivePath
 from streams.redis_state import LedgerStore, LiveStore, Notifier
+from streams.reread import Rereader
 
 log = logging.getLogger(__name__)
 
 LIVE_BATCH = 500  # records (of up to 1000 events each) per live flush at most
 LEDGER_BATCH = 2000
-WITHIN_S = 0.05  # how long an agent waits to fill a batch: the latency it adds at low traffic
+WITHIN_S = 0.01  # how long an agent waits to fill a batch: the latency it adds at low traffic
 SESSION_TIMEOUT_S = 10.0  # a kill -9'd member's partitions move after ~10 s
 
 
@@ -64,40 +65,26 @@ class Pipelines:
         self.ledger: LedgerPath | None = None
         self.started = asyncio.Event()
         self._unsynced: set[TP] = set()
-        self._offsets: AIOKafkaConsumer | None = None
+        self.rereader = Rereader(settings.kafka_bootstrap, app_id(settings))
         self._wake = asyncio.Event()
-
-    async def seek(self, tp: Any, offset: int) -> None:
-        await self.app.consumer.seek(TP(tp.topic, tp.partition), offset)
-
-    async def log_start(self, tp: Any) -> int:
-        """The partition's first offset still in the log. Asked through a consumer of our own (no
-        group, no subscription): Faust's ``earliest_offsets`` goes through its consumer thread, and
-        that call did not return while the thread was fetching (observed with 0.15.3)."""
-        assert self._offsets is not None
-        key = TopicPartition(tp.topic, tp.partition)
-        return int((await self._offsets.beginning_offsets([key])).get(key, 0))
 
     async def start(self) -> None:
         await self.replica.start()
         self.notifier.start()
-        self._offsets = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, group_id=None,
-                                         enable_auto_commit=False)
-        await self._offsets.start()
+        await self.rereader.start()
         producer = self.producer = await start_producer(self.settings)
 
         async def send(topic: str, key: bytes | None, value: bytes | None, headers: Headers) -> Any:
             return await producer.send(topic, value, key=key, headers=headers)
 
         self.live = LivePath(LiveStore(self.redis, self.settings.topic_prefix), self.notifier, send,
-                             OffsetGate(self.seek, self.log_start), topic_name(self.settings, "dlq"))
+                             OffsetGate(self.rereader.read), topic_name(self.settings, "dlq"))
         self.ledger = LedgerPath(self.settings, LedgerStore(self.redis, self.settings.topic_prefix), self.replica,
-                                 self.notifier, producer, OffsetGate(self.seek, self.log_start))
+                                 self.notifier, producer, OffsetGate(self.rereader.read))
         self.started.set()
 
     async def stop(self) -> None:
-        if self._offsets is not None:
-            await self._offsets.stop()
+        await self.rereader.stop()
         await self.notifier.stop()
         await self.replica.stop()
         if self.producer is not None:
@@ -105,8 +92,8 @@ class Pipelines:
         await self.redis.aclose()
 
     def on_assigned(self, assigned: Iterable[TP]) -> None:
-        """Faust's rebalance callback: note the partitions and return at once. Seeking (a call into
-        Faust's consumer thread, which waits for this callback) happens in :meth:`resync`."""
+        """Faust's rebalance callback: note the partitions and return at once (in-memory only: the
+        consumer thread waits for this callback); :meth:`resync` does the rest."""
         assigned = set(assigned)
         if self.live is not None:
             self.live.forget(assigned)
@@ -124,9 +111,10 @@ class Pipelines:
             self.ledger.on_revoked(revoked)
 
     async def resync(self) -> None:
-        """Seek newly assigned partitions to their Redis fences, wherever Faust positioned them (it
-        resumes at its committed offset, which may lie past records it never delivered). A record
-        that still arrives out of line is caught by the gate."""
+        """Apply what newly assigned partitions lack: Faust resumes a partition at its committed
+        offset, which may lie past records no agent applied (the bug this design guards against),
+        and when nothing new arrives the gate would not notice. Re-reads the fence..committed range
+        through the paths; records Faust delivers meanwhile are fenced as usual."""
         await self.started.wait()
         assert self.live is not None and self.ledger is not None
         events = topic_name(self.settings, "events")
@@ -134,14 +122,20 @@ class Pipelines:
             await self._wake.wait()
             self._wake.clear()
             batch, self._unsynced = self._unsynced, set()
-            log.info("seeking %d assigned partitions to their fences", len(batch))
             try:
-                for tp in sorted(tp for tp in batch if tp.topic == events):
-                    fence = await self.live.fence(tp)
-                    await self.seek(tp, fence + 1 if fence >= 0 else await self.log_start(tp))
                 await self.ledger.sync(batch)
+                behind: list[Any] = []
+                for tp in sorted(batch):
+                    committed = await self.rereader.committed(tp)
+                    fence = await self.live.fence(tp) if tp.topic == events else self.ledger.fence(tp)
+                    if committed is not None and committed > fence + 1:
+                        behind += await self.rereader.read(tp, fence + 1, committed)
+                if behind:
+                    log.warning("re-reading %d records below Faust's committed offsets", len(behind))
+                    await self.live.handle([r for r in behind if r.tp.topic == events])
+                    await self.ledger.handle(behind)
             except Exception:
-                log.exception("seeking assigned partitions to their fences failed; the gate re-reads gaps")
+                log.exception("re-reading assigned partitions failed; the gate re-reads gaps as records arrive")
 
 
 async def run_batches(name: str, stream: Any, size: int, handle: Callable[[Sequence[Any]], Awaitable[None]],

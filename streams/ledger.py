@@ -162,6 +162,7 @@ def snapshot(state: dict[str, Any]) -> dict[str, Any]:
         "commission_minor": money.commission_minor,
         "reversed_minor": money.reversed_minor,
         "skus": order["skus"],
+        "lines": order.get("lines") or {},  # sku -> Σ quantity x unit price (before discount and refunds)
         "source": order["source"],
     }
 
@@ -227,7 +228,7 @@ def on_order(t: Tables, setup: SetupView, o: OrderRecord, src: str) -> Effects:
     order = {
         "brand_id": o.brand_id, "order_id": o.order_id, "event_id": o.event_id, "click_id": o.click_id,
         "coupon_code": o.coupon_code, "occurred_ms": to_ms(o.occurred_at), "currency": o.currency,
-        "gross_minor": o.net_items_minor(), "skus": o.skus, "source": o.source,
+        "gross_minor": o.net_items_minor(), "skus": o.skus, "source": o.source, "lines": o.line_revenue(),
     }
     click = t.clicks.get(f"{o.brand_id}:{o.click_id}") if o.click_id else None
     if o.click_id and click is None:

@@ -32,7 +32,6 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from faust.types import TP
 
 from liveledger.settings import Settings
 from liveledger.setup_state import SetupReplica
@@ -50,7 +49,7 @@ log = logging.getLogger(__name__)
 def compact(snap: dict[str, Any]) -> dict[str, Any]:
     """What the Redis aggregates need of a snapshot (None values dropped for Lua)."""
     wanted = ("brand_id", "order_id", "version", "currency", "net_minor", "commission_minor", "reversed_minor",
-              "via", "creator_id", "campaign_id", "stream_id", "link_code", "occurred_ms", "skus")
+              "via", "creator_id", "campaign_id", "stream_id", "link_code", "occurred_ms", "skus", "lines")
     return {k: snap[k] for k in wanted if snap.get(k) is not None}
 
 
@@ -115,7 +114,6 @@ class LedgerPath:
         revoked = [tp for tp in revoked if tp.topic in self.topics]
         for tp in revoked:
             self.parts.pop(tp.partition, None)
-        self.gate.forget(revoked)
 
     async def sync(self, assigned: Iterable[Any]) -> None:
         """(Re)load newly assigned partitions and seek them to their fences (outside the callback)."""
@@ -126,23 +124,21 @@ class LedgerPath:
         if partitions:
             log.info("ledger path: partitions assigned %s", partitions)
 
+    def fence(self, tp: Any) -> int:
+        """The fence of a loaded partition's topic (-1: nothing applied, or not loaded)."""
+        state = self.parts.get(tp.partition)
+        return state.fence(tp.topic) if state is not None else -1
+
     async def load(self, p: int) -> PartitionState:
-        """(Re)load partition p from Redis, re-send its outbox and seek both topics to fence + 1."""
+        """(Re)load partition p from Redis and re-send its outbox. Where Faust resumes the partition
+        does not matter: the gate admits only what follows the fences (and re-reads the rest)."""
         while True:
             state = await self.store.load(p, self.topics)
             if await self.resend_outbox(state):
                 break
             log.info("ledger path: partition %d moved while loading; reloading", p)
         self.parts[p] = state
-        for topic in self.topics:
-            tp = self.tp(topic, p)
-            self.gate.forget([tp])
-            fence = state.fence(topic)
-            await self.gate.seek(tp, fence + 1 if fence >= 0 else await self.gate.log_start(tp))
         return state
-
-    def tp(self, topic: str, partition: int) -> TP:
-        return TP(topic, partition)
 
     async def resend_outbox(self, state: PartitionState) -> bool:
         """Produce what the last step of this partition committed, then DEL it (fence-checked)."""
@@ -220,6 +216,7 @@ class LedgerPath:
         state.fences = {tp: new_fences.get(tp, -1) for tp in expected}
         if touched:
             self.notifier.mark(touched)
+        self.notifier.mark_brands(snap["brand_id"] for snap in work.snaps if snap.get("creator_id"))
         self._records += n
         self._steps += 1
         return work.outbox

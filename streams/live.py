@@ -150,7 +150,7 @@ class LiveBatch:
             "groups": [[list(a) for a in adds] for adds in self.groups],
             "ev": [list(e) for e in self.ev],
             "streams": streams,
-            "creators": [[K.brand_creators(p, b), c] for b, c in sorted(self.creators)],
+            "creators": [[K.brand_creators(p, b), c, K.creator_conversion(p, b, c)] for b, c in sorted(self.creators)],
             "now": now_ms,
             "st": dict(self.stats),
         }

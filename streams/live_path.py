@@ -10,6 +10,7 @@ dead-letter topic (durably) before the fence moves past them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import defaultdict
@@ -44,6 +45,7 @@ class LivePath:
         self.gate = gate
         self.dlq_topic = dlq_topic
         self.fences: dict[Any, int] = {}  # tp -> last offset applied (-1: none), as last seen in Redis
+        self._lock = asyncio.Lock()
         self._events = 0
         self._flushes = 0
         self._last_log = time.monotonic()
@@ -56,18 +58,17 @@ class LivePath:
 
     def forget(self, tps: Iterable[Any]) -> None:
         """Partitions revoked (or in doubt): re-read their fences from Redis before the next batch."""
-        tps = list(tps)
         for tp in tps:
             self.fences.pop(tp, None)
-        self.gate.forget(tps)
 
     async def handle(self, records: Iterable[Any]) -> None:
         """Apply one buffered batch (Faust ``Message`` objects: ``tp``, ``offset``, ``key``, ``value``)."""
-        for tp, recs in by_partition(records).items():
-            await self.process(tp, recs)
+        async with self._lock:  # the agent's batches and the re-reads after an assignment
+            for tp, recs in by_partition(records).items():
+                await self.process(tp, recs)
         self._log_rate()
 
-    async def process(self, tp: Any, records: list[Any]) -> int | None:
+    async def process(self, tp: Any, records: list[Any], *, retry: bool = True) -> int | None:
         """One partition's records → one fenced flush; the new fence, or ``None`` when nothing applied."""
         fence = await self.fence(tp)
         fresh, jumped = await self.gate.admit(tp, fence, records)
@@ -96,13 +97,13 @@ class LivePath:
         for d in deliveries:  # dead letters durable before the fence moves past them
             await d
         applied, n = await self.store.apply_live(batch.to_script_arg(now_ms(), jump=jumped))
-        if not applied:  # another member moved the fence (rebalance), or a gap: resume after the stored fence
-            log.info("live path: %s refused at stored fence %d (first offset %d); seeking", tp, n, batch.first_offset)
+        if not applied:  # another member moved the fence (a rebalance): go on from the stored fence
+            log.info("live path: %s refused at stored fence %d (first offset %d)", tp, n, batch.first_offset)
             self.fences[tp] = n
-            await self.gate.seek(tp, n + 1)
-            return None
+            return await self.process(tp, records, retry=False) if retry else None
         self.fences[tp] = batch.last_offset
         self.notifier.mark(batch.stream_ids())
+        self.notifier.mark_brands(b for b, _ in batch.creators)
         self._events += len(batch)
         self._flushes += 1
         return batch.last_offset

@@ -149,17 +149,22 @@ def _text(v: bytes | str) -> str:
 
 
 class Notifier:
-    """Coalesces change notifications: at most one PUBLISH per stream per ``interval`` seconds."""
+    """Coalesces change notifications: at most one PUBLISH per stream, and per brand whose creators'
+    conversion changed, every ``interval`` seconds (channels in :mod:`liveledger.storage.redis_keys`)."""
 
     def __init__(self, client: aioredis.Redis, prefix: str, interval: float = 0.25) -> None:
         self.client = client
         self.prefix = prefix
         self.interval = interval
         self._dirty: set[str] = set()
+        self._brands: set[str] = set()
         self._task: asyncio.Task[None] | None = None
 
     def mark(self, streams: Iterable[str]) -> None:
         self._dirty.update(streams)
+
+    def mark_brands(self, brands: Iterable[str]) -> None:
+        self._brands.update(brands)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="live-notifier")
@@ -172,14 +177,18 @@ class Notifier:
         await self.flush()
 
     async def flush(self) -> None:
-        if not self._dirty:
+        if not self._dirty and not self._brands:
             return
         dirty, self._dirty = self._dirty, set()
+        brands, self._brands = self._brands, set()
         ts = now_ms()
         try:
             async with self.client.pipeline(transaction=False) as pipe:
                 for s in sorted(dirty):
                     pipe.publish(keys.stream_channel(self.prefix, s), orjson.dumps({"stream_id": s, "updated_at": ts}))
+                for b in sorted(brands):
+                    pipe.publish(keys.conversion_channel(self.prefix, b),
+                                 orjson.dumps({"brand_id": b, "updated_at": ts}))
                 await pipe.execute()
         except TRANSIENT as exc:  # notifications are best-effort; the hash is the truth
             log.warning("publish failed: %s", exc)

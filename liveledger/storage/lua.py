@@ -17,7 +17,7 @@ from __future__ import annotations
 #      groups: [[[key, field], ...]]  (what one event added: subtracted again for a duplicate),
 #      ev: [[dedup key, group position (1-based, 0: none)]],
 #      streams: [{k: {c, v, n, l}, uv: [viewer], vw: [[viewer, seen, left]], ts}]  (presence, unique viewers),
-#      creators: [[brand creators set, creator]]}
+#      creators: [[brand creators set, creator, conversion hash]]}
 LIVE_FLUSH = r"""
 local b = cjson.decode(ARGV[1])
 local cur = redis.call('HGET', b.off, b.tp)
@@ -33,7 +33,10 @@ for _, e in ipairs(b.ev) do
     end
   end
 end
-for _, c in ipairs(b.creators) do redis.call('SADD', c[1], c[2]) end
+for _, c in ipairs(b.creators) do
+  redis.call('SADD', c[1], c[2])
+  redis.call('HSET', c[3], 'updated_at', b.now)
+end
 for _, s in ipairs(b.streams) do
   local vs = s.uv
   for i = 1, #vs, 1000 do redis.call('SADD', s.k.v, unpack(vs, i, math.min(i + 999, #vs))) end
@@ -101,6 +104,7 @@ local function apply(s, sign)
       hinc(k.cv, d .. 'gmv|' .. c, sign * s.net_minor)
       hinc(k.cv, d .. 'commission|' .. c, sign * s.commission_minor)
     end
+    redis.call('HSET', k.cv, 'updated_at', b.now)
     if sign > 0 then
       redis.call('SADD', k.ci, s.creator_id)
       local last = tonumber(redis.call('HGET', k.cv, 'last_order_at') or '0')
@@ -111,6 +115,9 @@ local function apply(s, sign)
     hinc(k.sc, 'orders', sign)
     hinc(k.sc, 'gmv|' .. c, sign * s.net_minor)
     for _, sku in ipairs(s.skus) do hinc(k.sp, 'orders|' .. sku, sign) end
+    if s.lines then
+      for sku, amount in pairs(s.lines) do hinc(k.sp, 'revenue|' .. sku .. '|' .. c, sign * amount) end
+    end
     touched[s.stream_id] = k.sc
   end
 end

@@ -31,7 +31,9 @@ def stream_left(p: str, stream_id: str) -> str:
 
 
 def stream_products(p: str, stream_id: str) -> str:
-    """HASH ``clicks|<product_id>`` and ``orders|<product_id>``."""
+    """HASH ``clicks|<product_id>``, ``orders|<product_id>`` and ``revenue|<product_id>|<CUR>`` (Σ
+    quantity x unit price of that product's lines in orders attributed through the stream's clicks,
+    before order-level discounts and refunds: the contract's ``line_revenue``)."""
     return f"{p}:live:{stream_id}:products"
 
 
@@ -61,13 +63,20 @@ def creator_conversion(p: str, brand_id: str, creator_id: str) -> str:
     ``link|<code>|``: ``clicks`` (counted clicks, written by the live path), ``orders``,
     ``click_orders``, ``coupon_orders``, ``gmv|<CUR>`` (net after refunds) and ``commission|<CUR>``
     (current commission, all statuses) of the attributed orders (written by the ledger path); plus
-    ``last_order_at`` (epoch ms of the latest attributed order, not per dimension)."""
+    ``last_order_at`` (epoch ms of the latest attributed order) and ``updated_at`` (epoch ms of the
+    last change), not per dimension."""
     return f"{p}:conv:{brand_id}:{creator_id}"
 
 
 def brand_creators(p: str, brand_id: str) -> str:
     """SET of the creators that have a :func:`creator_conversion` hash with ``brand_id``."""
     return f"{p}:convidx:{brand_id}"
+
+
+def conversion_channel(p: str, brand_id: str) -> str:
+    """Pub/sub channel: a JSON ``{brand_id, updated_at}`` after a change of one of the brand's
+    :func:`creator_conversion` hashes (coalesced, like :func:`stream_channel`)."""
+    return f"{p}:convch:{brand_id}"
 
 
 def brand_sales(p: str, brand_id: str) -> str:

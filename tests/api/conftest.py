@@ -51,7 +51,8 @@ class World:
 
     def order(self, brand_id: str, order_id: str, *, occurred_at: datetime, gross: int, creator: str = "",
               campaign: str = "", stream: str = "", via: str = "click", refunded: int = 0, rate_bps: int = 1000,
-              flat: int = 0, hold_days: int = 30, currency: str = "USD", ingested_at: datetime | None = None) -> int:
+              flat: int = 0, hold_days: int = 30, currency: str = "USD", ingested_at: datetime | None = None,
+              link: str = "") -> int:
         """Insert the next commission version of an order, as the sink writes it; returns the version."""
         version = self.versions.get((brand_id, order_id), 0) + 1
         self.versions[(brand_id, order_id)] = version
@@ -64,7 +65,7 @@ class World:
                via if creator else "", creator, campaign, stream if via == "click" else "",
                f"clk-{order_id}" if via == "click" and creator else "", "", rate_bps if campaign else 0,
                flat if campaign else 0, hold_days, commission(net), commission(gross) - commission(net), ["p1"],
-               "native", ""]
+               "native", link]
         cols = [*ORDER_COLUMNS, "ingested_at"]
         at = ingested_at or datetime.now(UTC)
         for table in (ORDERS_LEDGER, COMMISSION_VERSIONS):

@@ -43,16 +43,17 @@ def seeded(world: World) -> World:
     world.redis.zadd(keys.stream_now(p, "s1"), {f"v{i}": now_ms - 1000 for i in range(30)}
                      | {"old": now_ms - 120_000})
     world.redis.hset(keys.stream_products(p, "s1"), mapping={"clicks|p1": 30, "clicks|p2": 20, "orders|p1": 3,
-                                                            "orders|p3": 2})
+                                                            "orders|p3": 2, "revenue|p1|USD": 5997,
+                                                            "revenue|p3|EUR": 1000})
     # Ledger: o1 approved, o2 pending, o3 (coupon) partly refunded, o4 another creator, o5 unattributed.
     world.order("b1", "o1", occurred_at=days(40), gross=100000, creator="c1", campaign="cmp1", stream="s1",
                 ingested_at=days(35))
     world.order("b1", "o2", occurred_at=days(2), gross=50000, creator="c1", campaign="cmp1", stream="s1",
                 ingested_at=days(2))
     world.order("b1", "o3", occurred_at=days(40), gross=20000, creator="c1", campaign="cmp1", via="coupon",
-                ingested_at=days(35))
+                ingested_at=days(35), link="L1")
     world.order("b1", "o3", occurred_at=days(40), gross=20000, refunded=5000, creator="c1", campaign="cmp1",
-                via="coupon", ingested_at=days(34))
+                via="coupon", ingested_at=days(34), link="L1")
     world.order("b2", "o4", occurred_at=days(40), gross=30000, creator="c2", campaign="cmp2", stream="s2",
                 ingested_at=days(35))
     world.order("b1", "o5", occurred_at=days(10), gross=7000, ingested_at=days(10))
@@ -72,9 +73,10 @@ def test_live_happy_path(seeded: World) -> None:
         200, 150, 50, 20, 5)
     assert live["gmv"] == [{"currency": "USD", "net_minor": 123450}]
     assert live["ctr"] == 0.25 and live["cvr"] == 0.1
-    assert live["top_products"] == [{"product_id": "p1", "clicks": 30, "orders": 3},
-                                    {"product_id": "p2", "clicks": 20, "orders": 0},
-                                    {"product_id": "p3", "clicks": 0, "orders": 2}]
+    assert live["top_products"] == [
+        {"product_id": "p1", "clicks": 30, "orders": 3, "line_revenue": [{"currency": "USD", "amount_minor": 5997}]},
+        {"product_id": "p2", "clicks": 20, "orders": 0, "line_revenue": []},
+        {"product_id": "p3", "clicks": 0, "orders": 2, "line_revenue": [{"currency": "EUR", "amount_minor": 1000}]}]
     assert live["updated_at"].endswith("Z")
 
 
@@ -205,6 +207,9 @@ def test_earnings_happy_path(seeded: World) -> None:
     assert e["by_campaign"] == [{"campaign_id": "cmp1", **e["currencies"][0]}]
     assert e["by_stream"] == [{"stream_id": "s1", "currency": "USD", "orders": 2, "net_minor": 150000,
                                "commission": {"pending": 5000, "approved": 10000, "paid": 0, "reversed": 0}}]
+    # the coupon order counts under its coupon's link
+    assert e["by_link"] == [{"link_code": "L1", "currency": "USD", "orders": 1, "net_minor": 15000,
+                             "commission": {"pending": 0, "approved": 1500, "paid": 0, "reversed": 500}}]
 
 
 def test_earnings_as_of_and_window(seeded: World) -> None:

@@ -1,10 +1,10 @@
-"""The offset gate (no services): replays dropped, gaps re-read, jumps only past the log start."""
+"""The offset gate (no services): replays dropped, gaps re-read, jumps only where the log has no records."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streams.gate import MAX_RESEEKS, OffsetGate
+from streams.gate import OffsetGate
 
 
 @dataclass(frozen=True)
@@ -12,18 +12,16 @@ class Rec:
     offset: int
 
 
-class Broker:
-    """Records the gate's seeks; ``start`` is the log start offset."""
+class Log:
+    """A partition's log: the offsets it still has (``start``: retention removed everything below)."""
 
-    def __init__(self, start: int = 0) -> None:
-        self.start = start
-        self.seeks: list[tuple[str, int]] = []
+    def __init__(self, start: int = 0, end: int = 1000, holes: frozenset[int] = frozenset()) -> None:
+        self.offsets = [o for o in range(start, end) if o not in holes]
+        self.reads: list[tuple[str, int, int]] = []
 
-    async def seek(self, tp: str, offset: int) -> None:
-        self.seeks.append((tp, offset))
-
-    async def log_start(self, tp: str) -> int:
-        return self.start
+    async def refill(self, tp: str, start: int, end: int) -> list[Rec]:
+        self.reads.append((tp, start, end))
+        return [Rec(o) for o in self.offsets if start <= o < end]
 
 
 def recs(*offsets: int) -> list[Rec]:
@@ -35,60 +33,43 @@ def offsets(rs: list[Rec]) -> list[int]:
 
 
 async def test_replays_are_dropped_and_contiguous_records_pass() -> None:
-    b = Broker()
-    gate = OffsetGate(b.seek, b.log_start)
+    log = Log()
+    gate = OffsetGate(log.refill)
     out, jumped = await gate.admit("t:0", 4, recs(3, 4, 5, 6, 6, 7))
-    assert offsets(out) == [5, 6, 7] and not jumped and b.seeks == []
+    assert offsets(out) == [5, 6, 7] and not jumped and log.reads == []
+    assert gate.take_stats()["records_replayed"] == 3 and gate.stats == {}
 
 
-async def test_a_gap_seeks_back_and_drops_what_faust_had_queued() -> None:
-    b = Broker()
-    gate = OffsetGate(b.seek, b.log_start)
+async def test_a_gap_is_reread_and_put_in_front() -> None:
+    log = Log()
+    gate = OffsetGate(log.refill)
     # Faust resumed past the fence (it committed across records it never delivered)
-    out, _ = await gate.admit("t:0", 9, recs(15, 16))
-    assert out == [] and b.seeks == [("t:0", 10)]
-    # records queued before the seek arrive first: stale, dropped; then the re-read from 10
-    out, _ = await gate.admit("t:0", 9, recs(17, 18))
-    assert out == [] and b.seeks == [("t:0", 10)]
-    out, jumped = await gate.admit("t:0", 9, recs(10, 11, 12))
-    assert offsets(out) == [10, 11, 12] and not jumped
-    assert gate.stats["offset_gaps_reread"] == 1 and gate.stats["records_stale_after_seek"] == 2
+    out, jumped = await gate.admit("t:0", 9, recs(15, 16))
+    assert offsets(out) == [10, 11, 12, 13, 14, 15, 16] and not jumped
+    assert log.reads == [("t:0", 10, 15)]
+    assert gate.stats["offset_gaps_reread"] == 1 and gate.stats["records_reread"] == 5
 
 
-async def test_a_gap_inside_a_batch_stops_the_batch_there() -> None:
-    b = Broker()
-    gate = OffsetGate(b.seek, b.log_start)
+async def test_a_gap_inside_a_batch_ends_the_batch_there() -> None:
+    log = Log()
+    gate = OffsetGate(log.refill)
     out, _ = await gate.admit("t:0", 9, recs(10, 11, 14, 15))
-    assert offsets(out) == [10, 11] and b.seeks == []  # the next batch (fence 11) sees 14 and seeks
+    assert offsets(out) == [10, 11] and log.reads == []  # the next batch (fence 11) starts at 14: re-read then
+    out, _ = await gate.admit("t:0", 11, recs(14, 15))
+    assert offsets(out) == [12, 13, 14, 15] and log.reads == [("t:0", 12, 14)]
 
 
-async def test_jump_only_past_the_log_start() -> None:
-    b = Broker(start=100)  # retention deleted everything below 100
-    gate = OffsetGate(b.seek, b.log_start)
-    out, jumped = await gate.admit("t:0", 41, recs(100, 101))
-    assert offsets(out) == [100, 101] and jumped and b.seeks == []
-    assert gate.stats["offset_gaps_past_retention"] == 1
-    # nothing stored yet (fence -1) and the log starts at 0: the whole log is read from 0
-    fresh = OffsetGate(b.seek, Broker(start=0).log_start)
-    out, _ = await fresh.admit("t:1", -1, recs(57))
-    assert out == [] and b.seeks == [("t:1", 0)]
-
-
-async def test_an_offset_that_never_comes_back_is_skipped_after_bounded_reseeks() -> None:
-    b = Broker()
-    gate = OffsetGate(b.seek, b.log_start)
-    for _ in range(MAX_RESEEKS):
-        out, _ = await gate.admit("t:0", 9, recs(11, 12))  # 10 is a hole: every re-read starts at 11
-        assert out == []
-    assert b.seeks == [("t:0", 10)] * MAX_RESEEKS
-    out, jumped = await gate.admit("t:0", 9, recs(11, 12))
-    assert offsets(out) == [11, 12] and jumped and gate.stats["offset_gaps_skipped"] == 1
-
-
-async def test_forget_drops_a_pending_seek() -> None:
-    b = Broker()
-    gate = OffsetGate(b.seek, b.log_start)
-    await gate.admit("t:0", 9, recs(15))
-    gate.forget(["t:0"])
-    out, _ = await gate.admit("t:0", 14, recs(15, 16))  # the new owner's fence
-    assert offsets(out) == [15, 16]
+async def test_a_jump_only_over_offsets_the_log_does_not_have() -> None:
+    gone = Log(start=100)  # retention deleted everything below 100
+    gate = OffsetGate(gone.refill)
+    out, jumped = await gate.admit("t:0", 41, recs(103, 104))
+    assert offsets(out) == [100, 101, 102, 103, 104] and jumped
+    assert gate.stats["offset_gaps_not_in_log"] == 1
+    holes = Log(holes=frozenset({11}))  # e.g. a transaction marker
+    gate = OffsetGate(holes.refill)
+    out, jumped = await gate.admit("t:0", 9, recs(13))
+    assert offsets(out) == [10, 12, 13] and jumped
+    # nothing stored yet (fence -1): the whole log from its start
+    gate = OffsetGate(Log().refill)
+    out, jumped = await gate.admit("t:1", -1, recs(3))
+    assert offsets(out) == [0, 1, 2, 3] and not jumped

@@ -35,5 +35,5 @@ def test_batch_aggregates_counters_presence_and_dedup_refs() -> None:
     click_group = arg["groups"][arg["ev"][3][1] - 1]
     assert ["p:conv:b1:cr", "clicks"] in click_group and ["p:live:s1:products", "clicks|p1"] in click_group
     assert arg["ev"][5][1] == arg["ev"][3][1]  # the same increments: one shared group
-    assert arg["creators"] == [["p:convidx:b1", "cr"]]
+    assert arg["creators"] == [["p:convidx:b1", "cr", "p:conv:b1:cr"]]
     assert arg["valid"] == 6

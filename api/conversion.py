@@ -1,0 +1,83 @@
+"""Per-creator conversion, live: reading the stream workers' ``conv:<brand>:<creator>`` hashes
+(layout in :func:`liveledger.storage.redis_keys.creator_conversion`) into the contract's rows.
+
+Nothing is computed from ClickHouse here: the workers keep these aggregates exactly, in the same
+fenced steps as every other live number (docs/stream-processing.md, "Per-creator conversion, live").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from liveledger.domain.live import ratio
+from liveledger.storage import redis_keys as keys
+from schemas.time import format_ms
+
+COUNTS = ("clicks", "orders", "click_orders", "coupon_orders")
+
+
+def _int(raw: Any) -> int:
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        return 0
+
+
+def funnel(fields: dict[str, str], dim: str = "") -> dict[str, Any]:
+    """The contract's conversion fields from one hash, in total (``dim`` "") or for one dimension
+    (``"stream|<id>|"``, ``"campaign|<id>|"``, ``"link|<code>|"``)."""
+    row: dict[str, Any] = {name: _int(fields.get(dim + name)) for name in COUNTS}
+    row["cvr"] = ratio(row["click_orders"], row["clicks"])
+    gmv: dict[str, int] = {}
+    commission: dict[str, int] = {}
+    for field, value in fields.items():
+        if not field.startswith(dim):
+            continue
+        rest = field[len(dim):]
+        if rest.startswith("gmv|"):
+            gmv[rest[4:]] = _int(value)
+        elif rest.startswith("commission|"):
+            commission[rest[11:]] = _int(value)
+    row["gmv"] = [{"currency": c, "net_minor": gmv[c]} for c in sorted(gmv)]
+    row["commission"] = [{"currency": c, "amount_minor": commission[c]} for c in sorted(commission)]
+    last = _int(fields.get("last_order_at")) if not dim else 0
+    row["last_order_at"] = format_ms(last) if last else None
+    return row
+
+
+def dimension_ids(fields: dict[str, str], kind: str) -> set[str]:
+    """The ids of one dimension (``stream``, ``campaign``, ``link``) that a hash has fields for."""
+    out = set()
+    for field in fields:
+        if field.startswith(kind + "|"):
+            ident, sep, _ = field[len(kind) + 1:].partition("|")
+            if sep:
+                out.add(ident)
+    return out
+
+
+def updated_at(hashes: Iterable[dict[str, str]]) -> str | None:
+    latest = max((_int(h.get("updated_at")) for h in hashes), default=0)
+    return format_ms(latest) if latest else None
+
+
+class ConversionReader:
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+
+    async def creators_of(self, brand_id: str) -> set[str]:
+        """Creators with counted clicks or attributed orders with ``brand_id``."""
+        return {str(c) for c in await self.client.smembers(keys.brand_creators(self.prefix, brand_id))}
+
+    async def hashes(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, str]]:
+        """``(brand_id, creator_id) -> hash fields`` (empty for no activity yet)."""
+        wanted = sorted(set(pairs))
+        async with self.client.pipeline(transaction=False) as pipe:
+            for brand_id, creator_id in wanted:
+                pipe.hgetall(keys.creator_conversion(self.prefix, brand_id, creator_id))
+            raws = await pipe.execute()
+        return {pair: {str(k): str(v) for k, v in raw.items()} for pair, raw in zip(wanted, raws, strict=True)}
