@@ -12,7 +12,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final
 
-from pydantic import PlainSerializer, PlainValidator, ValidationInfo, WithJsonSchema
+from pydantic import AwareDatetime, Field, PlainSerializer, PlainValidator, ValidationInfo, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "MAX_PAST",
     "OccurredAt",
     "UtcDatetime",
+    "WireDatetime",
     "check_window",
     "format_ms",
     "format_rfc3339",
@@ -160,4 +161,11 @@ UtcDatetime = Annotated[datetime, PlainValidator(_to_utc), _SERIALIZE, _SCHEMA]
 """RFC 3339 with offset (or an aware datetime) -> UTC, ms precision; JSON: ``...123Z``."""
 
 OccurredAt = Annotated[datetime, PlainValidator(_to_utc_in_window), _SERIALIZE, _SCHEMA]
+
+WireDatetime = Annotated[AwareDatetime, Field(strict=False), _SERIALIZE, _SCHEMA]
+"""The time fields of Kafka records: parsed by pydantic-core (no Python call per event: the
+decode path of every event) and required to carry an offset; kept at the precision and offset the
+producer wrote (our producers write UTC with milliseconds). Not strict, so a Python ``str`` is
+parsed as well as a JSON one (the ledger validates clicks from already-parsed JSON). Compare and convert with
+:func:`to_ms` / :func:`format_rfc3339`, which are exact for any offset."""
 """:data:`UtcDatetime` that must also lie in [now - 400 days, now + 5 minutes]."""

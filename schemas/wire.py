@@ -25,7 +25,7 @@ from schemas.events import MAX_BATCH_EVENTS, AddToCartEvent, ClickEvent, ViewAct
 from schemas.ids import CouponCode, Id
 from schemas.money import Currency, MinorAmount, PositiveMinorAmount
 from schemas.orders import MAX_ORDER_ITEMS, OrderCreated, OrderItem, OrderRefunded, net_items_minor
-from schemas.time import UtcDatetime, format_rfc3339, to_ms
+from schemas.time import WireDatetime, format_rfc3339, to_ms
 
 __all__ = [
     "WIRE_VERSION",
@@ -101,7 +101,7 @@ class WireViewEvent(_Record):
     stream_id: Id
     viewer_id: Id
     action: ViewAction
-    occurred_at: UtcDatetime
+    occurred_at: WireDatetime
 
 
 class WireClickEvent(_Record):
@@ -116,7 +116,7 @@ class WireClickEvent(_Record):
     campaign_id: Id | None = None
     creator_id: Id | None = None
     link_code: Id | None = None
-    occurred_at: UtcDatetime
+    occurred_at: WireDatetime
 
 
 class WireAddToCartEvent(_Record):
@@ -125,7 +125,7 @@ class WireAddToCartEvent(_Record):
     stream_id: Id
     viewer_id: Id
     product_id: Id
-    occurred_at: UtcDatetime
+    occurred_at: WireDatetime
 
 
 WireEvent = Annotated[
@@ -140,7 +140,7 @@ class EventsBatchRecord(_Record):
     batch_id: Id
     brand_id: Id
     source: EventSource
-    received_at: UtcDatetime
+    received_at: WireDatetime
     events: list[WireEvent] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
 
     @classmethod
@@ -202,8 +202,8 @@ class OrderRecord(_Record):
     order_id: Id
     click_id: Id | None = None
     coupon_code: CouponCode | None = None
-    occurred_at: UtcDatetime
-    received_at: UtcDatetime
+    occurred_at: WireDatetime
+    received_at: WireDatetime
     currency: Currency
     items: list[OrderItem] = Field(min_length=1, max_length=MAX_ORDER_ITEMS)
     discount_minor: MinorAmount = 0
@@ -245,8 +245,8 @@ class RefundRecord(_Record):
     refund_id: Id
     amount_minor: PositiveMinorAmount
     currency: Currency | None = None
-    occurred_at: UtcDatetime
-    received_at: UtcDatetime
+    occurred_at: WireDatetime
+    received_at: WireDatetime
     source: OrderSource
 
     @classmethod
@@ -302,7 +302,7 @@ class _EventsEnvelope(_Record):
     batch_id: Id
     brand_id: Id
     source: EventSource
-    received_at: UtcDatetime
+    received_at: WireDatetime
     events: list[Any] = Field(max_length=MAX_BATCH_EVENTS)  # an empty list is a no-op, not an error
 
 
@@ -455,7 +455,7 @@ class LedgerOrderFact(_Record):
     brand_id: Id
     order_id: Id
     version: Annotated[int, Field(ge=1, le=2**53)]
-    occurred_at: UtcDatetime
+    occurred_at: WireDatetime
     currency: Currency
     gross_minor: MinorAmount
     refunded_minor: MinorAmount
@@ -485,7 +485,7 @@ class LedgerRefundFact(_Record):
     refund_id: Id
     amount_minor: PositiveMinorAmount
     currency: Currency
-    occurred_at: UtcDatetime
+    occurred_at: WireDatetime
 
 
 LedgerFact = Annotated[LedgerOrderFact | LedgerRefundFact, Field(discriminator="kind")]

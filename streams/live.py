@@ -147,8 +147,8 @@ class LiveBatch:
             "ttl": K.DEDUP_TTL_S,
             "valid": self.valid,
             "inc": [[k, f, n] for (k, f), n in sorted(self.inc.items())],
-            "groups": [[list(a) for a in adds] for adds in self.groups],
-            "ev": [list(e) for e in self.ev],
+            "groups": list(self.groups),  # tuples serialise as JSON arrays
+            "ev": self.ev,
             "streams": streams,
             "creators": [[K.brand_creators(p, b), c, K.creator_conversion(p, b, c)] for b, c in sorted(self.creators)],
             "now": now_ms,

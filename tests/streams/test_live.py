@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import orjson
+
 from schemas.wire import decode_events_record as parse_event_batch
 from streams.live import LiveBatch
 from tests.streams import kit
@@ -30,6 +32,7 @@ def test_batch_aggregates_counters_presence_and_dedup_refs() -> None:
     presence = {v: (seen, left) for v, seen, left in s1["vw"]}
     assert presence["v2"][0] == 0 and presence["v2"][1] > 0 and presence["v1"][1] == 0
     # per event: its dedup key and the group of increments a duplicate subtracts again
+    arg = orjson.loads(orjson.dumps(arg))  # as the script receives it
     assert arg["ev"][0] == ["p:dedup:b1:e1", 1] and arg["groups"][0] == [["p:live:s1:counts", "views"]]
     assert arg["ev"][1] == ["p:dedup:b1:e2", 0]  # a heartbeat counts nothing
     click_group = arg["groups"][arg["ev"][3][1] - 1]
