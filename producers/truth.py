@@ -324,6 +324,30 @@ def compute(setup: TruthSetup, log: AckLog, as_of: dict[str, int]) -> Json:
         cr["currencies"] = [{"currency": cur, **b} for cur, b in sorted(cr["currencies"].items())]
         cr["by_campaign"] = [{"campaign_id": k[0], "currency": k[1], **b} for k, b in sorted(cr["by_campaign"].items())]
         cr["by_stream"] = [{"stream_id": k[0], "currency": k[1], **b} for k, b in sorted(cr["by_stream"].items())]
+    # per-creator conversion (contract "Per-creator conversion, live") ----------------------------
+    conversion: Json = {}
+
+    def conv(brand_id: str, creator_id: str) -> Json:
+        row: Json = conversion.setdefault(brand_id, {}).setdefault(creator_id, {
+            "clicks": 0, "orders": 0, "click_orders": 0, "coupon_orders": 0, "gmv": {}, "commission": {}})
+        return row
+
+    for click in _clicks(setup, log).values():
+        conv(click.brand_id, click.creator_id)["clicks"] += 1
+    for a in attributed:
+        if a.creator_id is None:
+            continue
+        row = conv(a.order.brand_id, a.creator_id)
+        row["orders"] += 1
+        row[f"{a.by}_orders"] += 1
+        cur = a.order.currency
+        row["gmv"][cur] = row["gmv"].get(cur, 0) + a.net
+        terms = setup.campaigns.get(a.campaign_id) if a.campaign_id else None
+        row["commission"][cur] = row["commission"].get(cur, 0) + (commission(a.net, terms) if terms else 0)
+    for rows in conversion.values():
+        for row in rows.values():
+            row["gmv"] = [{"currency": k, "net_minor": v} for k, v in sorted(row["gmv"].items())]
+            row["commission"] = [{"currency": k, "amount_minor": v} for k, v in sorted(row["commission"].items())]
     # brands and orders -------------------------------------------------------------------------
     brands: Json = {
         bid: {
@@ -368,6 +392,7 @@ def compute(setup: TruthSetup, log: AckLog, as_of: dict[str, int]) -> Json:
     return {
         "streams": streams,
         "creators": creators,
+        "conversion": conversion,
         "brands": brands,
         "orders": orders,
         "refunds_waiting_for_order": waiting,

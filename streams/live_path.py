@@ -64,8 +64,9 @@ class LivePath:
     async def handle(self, records: Iterable[Any]) -> None:
         """Apply one buffered batch (Faust ``Message`` objects: ``tp``, ``offset``, ``key``, ``value``)."""
         async with self._lock:  # the agent's batches and the re-reads after an assignment
-            for tp, recs in by_partition(records).items():
-                await self.process(tp, recs)
+            # partitions are independent: while Redis runs one partition's flush script, the next
+            # partition's records are decoded and folded (each task yields at its Redis call)
+            await asyncio.gather(*(self.process(tp, recs) for tp, recs in by_partition(records).items()))
         self._log_rate()
 
     async def process(self, tp: Any, records: list[Any], *, retry: bool = True) -> int | None:

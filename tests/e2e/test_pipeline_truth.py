@@ -433,3 +433,28 @@ def test_refunds_ledger_equals_truth(stack: AppStack, day: tuple[GroundTruth, fl
     want = {(o["brand_id"], o["order_id"]): o["refunded_minor"] for o in gt.document["orders"] if o["refunded_minor"]}
     _same(want, got)
     assert gt.document["refunds_waiting_for_order"] == 0
+
+
+def test_creator_leaderboards_equal_truth(stack: AppStack, day: tuple[GroundTruth, float]) -> None:
+    """GET /v1/brands/{id}/creators/live (the workers' live per-creator aggregates) = the simulator's
+    independent truth, per brand and creator: clicks, orders by kind, gmv and commission, to the minor unit."""
+    gt, _ = day
+
+    def nonzero(row: Json) -> Json:  # a currency whose amount is 0 may be absent (nothing was ever added)
+        return {k: [m for m in v if list(m.values())[-1]] if isinstance(v, list) else v for k, v in row.items()}
+
+    want = {b: {c: nonzero(row) for c, row in rows.items()} for b, rows in gt.document["conversion"].items()}
+    got: Json = {}
+    with httpx.Client(base_url=stack.api_url, timeout=30.0) as http:
+        for b in gt.document["setup"]["brands"]:
+            resp = http.get(f"/v1/brands/{b['brand_id']}/creators/live",
+                            headers={"Authorization": f"Bearer {b['api_key']}"})
+            assert resp.status_code == 200, resp.text
+            rows = {r["creator_id"]: nonzero({k: r[k] for k in ("clicks", "orders", "click_orders", "coupon_orders",
+                                                                "gmv", "commission")})
+                    for r in resp.json()["creators"] if r["clicks"] or r["orders"]}
+            if rows:
+                got[b["brand_id"]] = rows
+    assert sum(r["click_orders"] for rows in want.values() for r in rows.values()) > 0
+    assert sum(r["coupon_orders"] for rows in want.values() for r in rows.values()) > 0
+    _same(want, got)
