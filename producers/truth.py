@@ -342,8 +342,8 @@ def compute(setup: TruthSetup, log: AckLog, as_of: dict[str, int]) -> Json:
         row[f"{a.by}_orders"] += 1
         cur = a.order.currency
         row["gmv"][cur] = row["gmv"].get(cur, 0) + a.net
-        terms = setup.campaigns.get(a.campaign_id) if a.campaign_id else None
-        row["commission"][cur] = row["commission"].get(cur, 0) + (commission(a.net, terms) if terms else 0)
+        camp = setup.campaigns.get(a.campaign_id) if a.campaign_id else None
+        row["commission"][cur] = row["commission"].get(cur, 0) + (commission(a.net, camp) if camp else 0)
     for rows in conversion.values():
         for row in rows.values():
             row["gmv"] = [{"currency": k, "net_minor": v} for k, v in sorted(row["gmv"].items())]
