@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -26,7 +27,7 @@ from api.auth import AuthPrincipal, principal_from_query_or_header
 from api.context import ctx_of
 from api.conversion import ConversionReader, dimension_ids, funnel, updated_at
 from api.read_routes import KEEPALIVE_S, REFRESH_S, Gmv, _extra
-from api.stores import LiveHub, brand_topic
+from api.stores import LiveHub, LiveReader, brand_topic
 from liveledger.auth import require_role
 from liveledger.errors import forbidden, invalid, not_found
 from liveledger.setup_state import Principal
@@ -73,6 +74,25 @@ class LinkFunnel(Funnel):
     link_code: str
     brand_id: str
     campaign_id: str
+    url: str = Field(description="the tracking link to share")
+
+
+class BrandStream(BaseModel):
+    stream_id: str
+    title: str
+    creator_id: str
+    live_now: bool = Field(description="an event in the last 5 minutes")
+    viewers_now: int
+    views: int
+    clicks: int
+    orders: int
+    gmv: list[Gmv]
+    updated_at: str | None
+
+
+class BrandStreams(BaseModel):
+    brand_id: str
+    streams: list[BrandStream] = Field(description="live now first, then by last activity")
 
 
 class StreamFunnel(Funnel):
@@ -165,10 +185,11 @@ async def creator_live(request: Request, creator_id: str, stream_id: str | None)
         out_brands.append({"brand_id": brand_id, **funnel(fields)})
         codes = dimension_ids(fields, "link") | {code for code, lk in setup.links.items()
                                                  if lk["creator_id"] == creator_id and lk["brand_id"] == brand_id}
+        public = ctx_of(request).settings.ingest_public_url.rstrip("/")
         for code in sorted(codes):
             link = setup.links.get(code, {})
             links.append({"link_code": code, "brand_id": brand_id, "campaign_id": link.get("campaign_id", ""),
-                          **funnel(fields, f"link|{code}|")})
+                          "url": f"{public}/l/{code}", **funnel(fields, f"link|{code}|")})
         ids = dimension_ids(fields, "stream") | {sid for sid, st in setup.streams.items()
                                                  if st["creator_id"] == creator_id and st["brand_id"] == brand_id}
         for sid in sorted(ids):
@@ -178,7 +199,35 @@ async def creator_live(request: Request, creator_id: str, stream_id: str | None)
             "updated_at": updated_at(hashes.values())}
 
 
+LIVE_NOW_MS = 5 * 60 * 1000
+
+
+async def brand_streams(request: Request, brand_id: str) -> dict[str, Any]:
+    setup = ctx_of(request).setup.state
+    reader: LiveReader = _extra(request, "live")
+    now = int(time.time() * 1000)
+    rows: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    for sid, stream in setup.streams.items():
+        if stream["brand_id"] != brand_id:
+            continue
+        live = await reader.live(sid, now)
+        updated = live["updated_at"]
+        last = int(datetime.fromisoformat(updated).timestamp() * 1000) if updated else 0
+        row = {"stream_id": sid, "title": stream.get("title", sid), "creator_id": stream["creator_id"],
+               "live_now": bool(last) and now - last < LIVE_NOW_MS,
+               **{k: live[k] for k in ("viewers_now", "views", "clicks", "orders", "gmv", "updated_at")}}
+        rows.append(((not row["live_now"], -row["viewers_now"], -last, sid), row))
+    return {"brand_id": brand_id, "streams": [row for _, row in sorted(rows, key=lambda r: r[0])]}
+
+
 # --- routes -------------------------------------------------------------------------------------
+
+@router.get("/v1/brands/{brand_id}/streams/live", response_model=BrandStreams,
+            summary="The brand's streams with their live numbers (that brand's key, finance, admin)")
+async def get_brand_streams(brand_id: str, request: Request, principal: AuthPrincipal) -> dict[str, Any]:
+    await visible_brand(request, principal, brand_id)
+    return await brand_streams(request, brand_id)
+
 
 @router.get("/v1/brands/{brand_id}/creators/live", response_model=BrandCreators,
             summary="The brand's creators' live conversion (that brand's key, finance, admin)")

@@ -54,6 +54,11 @@ async def index() -> HTMLResponse:
     return render("index.html")
 
 
+@router.get("/dashboard/brands/{brand_id}")
+async def brand_page(brand_id: str) -> HTMLResponse:
+    return render("brand.html", brand_id=brand_id)
+
+
 @router.get("/dashboard/streams/{stream_id}")
 async def stream_page(stream_id: str) -> HTMLResponse:
     return render("stream.html", stream_id=stream_id)

@@ -178,13 +178,14 @@ function streamPage() {
 
   function renderTop(rows) {
     const body = document.getElementById("top-products");
-    if (!rows.length) { body.replaceChildren(el("tr", {}, el("td", { colspan: 4, class: "muted" }, "no clicks yet"))); return; }
+    if (!rows.length) { body.replaceChildren(el("tr", {}, el("td", { colspan: 5, class: "muted" }, "no clicks yet"))); return; }
     const max = Math.max(1, ...rows.map((r) => r.clicks));
     body.replaceChildren(...rows.map((r) => {
       const bar = el("div", { class: "minibar" });
       bar.style.width = (100 * r.clicks) / max + "%";
       return el("tr", {}, el("td", {}, r.product_id), el("td", { class: "num" }, num(r.clicks)),
-        el("td", { class: "num" }, num(r.orders)), el("td", {}, bar));
+        el("td", { class: "num" }, num(r.orders)),
+        el("td", { class: "num" }, amounts(r.line_revenue || [], "amount_minor")), el("td", {}, bar));
     }));
   }
 
@@ -278,6 +279,39 @@ function creatorPage() {
     table("by-campaign", "campaign_id", data.by_campaign);
     table("by-stream", "stream_id", data.by_stream);
   }
+  function renderLive(live) {
+    const sum = (field, key) => live.brands.flatMap((b) => b[field]).reduce((acc, m) => {
+      acc[m.currency] = (acc[m.currency] || 0) + m[key]; return acc; }, {});
+    const clicks = live.brands.reduce((n, b) => n + b.clicks, 0);
+    const clickOrders = live.brands.reduce((n, b) => n + b.click_orders, 0);
+    const orders = live.brands.reduce((n, b) => n + b.orders, 0);
+    const fmt = (m) => Object.keys(m).length ? Object.entries(m).sort().map(([c, v]) => money(v, c)).join(" · ") : "–";
+    document.getElementById("live-kpis").replaceChildren(
+      ...[["Clicks", num(clicks), "k-clicks"], ["Orders", num(orders), "k-orders"],
+        ["CVR", pct(clicks ? clickOrders / clicks : 0), "k-cvr"], ["Revenue", fmt(sum("gmv", "net_minor")), "k-gmv"],
+        ["Commission (all statuses)", fmt(sum("commission", "amount_minor")), "k-commission"]].map(([n, v, id]) =>
+        el("div", { class: "kpi" }, el("div", { class: "label" }, n), el("div", { class: "value", id }, v))));
+    const head = el("tr", {}, ...["Link", "Brand", "Campaign"].map((h) => el("th", {}, h)),
+      ...["Clicks", "Orders", "CVR", "Revenue"].map((h) => el("th", { class: "num" }, h)));
+    const body = live.links.length ? live.links.map((l) => el("tr", { "data-link": l.link_code },
+      el("td", {}, el("code", {}, l.url), el("button", { type: "button", class: "secondary copy",
+        onclick: () => navigator.clipboard && navigator.clipboard.writeText(l.url) }, "copy")),
+      el("td", {}, l.brand_id), el("td", {}, l.campaign_id), el("td", { class: "num" }, num(l.clicks)),
+      el("td", { class: "num" }, num(l.orders)), el("td", { class: "num" }, pct(l.cvr)),
+      el("td", { class: "num" }, amounts(l.gmv, "net_minor")))) :
+      [el("tr", {}, el("td", { colspan: 7, class: "muted" }, "no links yet"))];
+    document.getElementById("links").replaceChildren(el("thead", {}, head), el("tbody", {}, body));
+    document.getElementById("live-updated").textContent = live.updated_at
+      ? "updated " + new Date(live.updated_at).toLocaleTimeString() : "";
+    document.body.dataset.events = String(Number(document.body.dataset.events || 0) + 1);
+  }
+  async function startLive() {
+    const base = "/v1/creators/" + encodeURIComponent(creatorId) + "/live";
+    try { renderLive(await api(base)); } catch (e) { showError(e); return; }
+    const es = new EventSource(base + "/events?key=" + encodeURIComponent(apiKey()));
+    es.addEventListener("live", (ev) => renderLive(JSON.parse(ev.data)));
+  }
+  startLive();
   document.getElementById("filters").addEventListener("submit", (e) => { e.preventDefault(); load(); });
   document.getElementById("csv").addEventListener("click", () => {
     if (!data) return;
@@ -407,11 +441,121 @@ function indexPage() {
     sessionStorage.setItem(KEY, document.getElementById("key").value.trim());
     const stream = document.getElementById("stream").value.trim();
     const creator = document.getElementById("creator").value.trim();
-    if (target === "stream" && stream) location.href = "/dashboard/streams/" + encodeURIComponent(stream);
+    const brand = document.getElementById("brand").value.trim();
+    if (target === "brand" && brand) location.href = "/dashboard/brands/" + encodeURIComponent(brand);
+    else if (target === "stream" && stream) location.href = "/dashboard/streams/" + encodeURIComponent(stream);
     else if (target === "creator" && creator) location.href = "/dashboard/creators/" + encodeURIComponent(creator);
     else if (target === "finance") location.href = "/dashboard/finance";
   });
 }
 
-const PAGES = { index: indexPage, stream: streamPage, creator: creatorPage, finance: financePage };
+// --- page: brand overview (streams, creator leaderboard; live via SSE) -----------------------------
+function firstAmount(list, field) { return list.length ? list[0][field] : 0; }
+function amounts(list, field) {
+  return list.length ? list.map((g) => money(g[field], g.currency)).join(" · ") : "–";
+}
+function sparkline(points) {
+  const w = 120, h = 28;
+  const node = svg("svg", { viewBox: `0 0 ${w} ${h}`, class: "spark", role: "img", "aria-label": "trend" });
+  if (points.length < 2) return node;
+  const max = Math.max(1, ...points), step = w / (points.length - 1);
+  node.append(svg("polyline", { fill: "none", stroke: COLORS[1], "stroke-width": "2",
+    points: points.map((v, i) => `${(i * step).toFixed(1)},${(h - 2 - ((h - 4) * v) / max).toFixed(1)}`).join(" ") }));
+  return node;
+}
+
+function brandPage() {
+  const brandId = document.body.dataset.brandId;
+  const base = "/v1/brands/" + encodeURIComponent(brandId);
+  let sortKey = "orders";
+  let rows = [];
+  const trend = {}; // creator -> recent orders values, one per change (sparkline)
+  let es = null;
+
+  function sortValue(r, key) {
+    if (key === "gmv") return firstAmount(r.gmv, "net_minor");
+    if (key === "commission") return firstAmount(r.commission, "amount_minor");
+    return r[key];
+  }
+  function renderLeaderboard(data) {
+    rows = data.creators;
+    for (const r of rows) {
+      const t = trend[r.creator_id] || (trend[r.creator_id] = []);
+      if (!t.length || t[t.length - 1] !== r.orders) t.push(r.orders);
+      if (t.length > 30) t.shift();
+    }
+    const sorted = [...rows].sort((a, b) => sortValue(b, sortKey) - sortValue(a, sortKey)
+      || a.creator_id.localeCompare(b.creator_id));
+    const body = document.querySelector("#leaderboard tbody");
+    body.replaceChildren(...(sorted.length ? sorted.map((r) => el("tr", { "data-creator": r.creator_id },
+      el("td", {}, r.creator_id), el("td", { class: "num", "data-f": "clicks" }, num(r.clicks)),
+      el("td", { class: "num", "data-f": "orders" }, num(r.orders)), el("td", { class: "num", "data-f": "cvr" }, pct(r.cvr)),
+      el("td", { class: "num", "data-f": "gmv" }, amounts(r.gmv, "net_minor")),
+      el("td", { class: "num", "data-f": "commission" }, amounts(r.commission, "amount_minor")),
+      el("td", { class: "spark-col" }, sparkline(trend[r.creator_id] || [])))) :
+      [el("tr", {}, el("td", { colspan: 7, class: "muted" }, "no creator activity yet"))]));
+    document.querySelectorAll("#leaderboard th.sort").forEach((th) =>
+      th.classList.toggle("sorted", th.dataset.sort === sortKey));
+    document.getElementById("updated").textContent = data.updated_at
+      ? "updated " + new Date(data.updated_at).toLocaleTimeString() : "";
+    document.body.dataset.events = String(Number(document.body.dataset.events || 0) + 1);
+  }
+  function renderStreams(data) {
+    const body = document.querySelector("#streams tbody");
+    const select = document.getElementById("f-stream");
+    const chosen = select.value;
+    select.replaceChildren(el("option", { value: "" }, "all streams"),
+      ...data.streams.map((s) => el("option", { value: s.stream_id }, s.title || s.stream_id)));
+    select.value = chosen;
+    body.replaceChildren(...(data.streams.length ? data.streams.map((s) => el("tr", { "data-stream": s.stream_id },
+      el("td", {}, el("a", { href: "/dashboard/streams/" + encodeURIComponent(s.stream_id) }, s.title || s.stream_id)),
+      el("td", {}, s.creator_id), el("td", {}, el("span", { class: "pill " + (s.live_now ? "live" : "") },
+        s.live_now ? "live now" : "offline")),
+      el("td", { class: "num" }, num(s.viewers_now)), el("td", { class: "num" }, num(s.clicks)),
+      el("td", { class: "num" }, num(s.orders)), el("td", { class: "num" }, amounts(s.gmv, "net_minor")))) :
+      [el("tr", {}, el("td", { colspan: 7, class: "muted" }, "no streams"))]));
+  }
+  function query() {
+    const q = new URLSearchParams();
+    const stream = document.getElementById("f-stream").value, campaign = document.getElementById("f-campaign").value.trim();
+    if (stream) q.set("stream_id", stream); else if (campaign) q.set("campaign_id", campaign);
+    return q;
+  }
+  function setState(cls, text) {
+    document.getElementById("live-dot").className = "dot " + cls;
+    document.getElementById("live-state").textContent = text;
+    document.body.dataset.sse = cls;
+  }
+  function listen() {
+    if (es) es.close();
+    const q = query();
+    q.set("key", apiKey());
+    es = new EventSource(base + "/creators/live/events?" + q.toString());
+    es.addEventListener("open", () => { setState("live", "live"); showError(null); });
+    es.addEventListener("live", (ev) => renderLeaderboard(JSON.parse(ev.data)));
+    es.addEventListener("error", () => setState(es.readyState === 2 ? "down" : "", es.readyState === 2
+      ? "disconnected" : "reconnecting…"));
+  }
+  async function load() {
+    try {
+      const [streams, lb] = await Promise.all([api(base + "/streams/live"), api(base + "/creators/live?" + query())]);
+      renderStreams(streams);
+      renderLeaderboard(lb);
+      showError(null);
+    } catch (e) { showError(e); setState("down", "no access"); return false; }
+    return true;
+  }
+  document.querySelectorAll("#leaderboard th.sort").forEach((th) => th.addEventListener("click", () => {
+    sortKey = th.dataset.sort;
+    renderLeaderboard({ creators: rows, updated_at: null });
+  }));
+  document.getElementById("lb-filters").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    if (await load()) listen();
+  });
+  load().then((ok) => { if (ok) listen(); });
+  setInterval(async () => { try { renderStreams(await api(base + "/streams/live")); } catch (e) { /* next time */ } }, 5000);
+}
+
+const PAGES = { index: indexPage, stream: streamPage, creator: creatorPage, finance: financePage, brand: brandPage };
 (PAGES[document.body.dataset.page] || (() => {}))();

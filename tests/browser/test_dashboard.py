@@ -154,3 +154,74 @@ def test_creator_and_finance_pages(world: World, browser: Any) -> None:
     assert wait_for(lambda: "c1" in text(browser, "creators"), 10) is not None
     assert wait_for(lambda: "po-" in text(browser, "batches"), 10) is not None
     browser.save_screenshot(str(SCREENSHOTS / "finance.png"))
+
+
+def leaderboard_cell(driver: Any, creator: str, field: str) -> str:
+    """One cell's text, read in one script call (the table is re-rendered on every push)."""
+    value = driver.execute_script(
+        "const c = document.querySelector(arguments[0]); return c ? c.textContent : '';",
+        f'#leaderboard tr[data-creator="{creator}"] td[data-f="{field}"]')
+    return str(value)
+
+
+def test_brand_overview_leaderboard_is_live(world: World, browser: Any) -> None:
+    now = datetime.now(UTC)
+    tag = uuid.uuid4().hex[:6]
+    clicks = [{"event_id": f"bc-{tag}-{i}", "type": "click", "stream_id": "s1", "viewer_id": f"bv{i}",
+               "product_id": "serum", "campaign_id": "cmp1", "occurred_at": iso(now)} for i in range(60)]
+    post_events(world, clicks)
+    api_url = f"{world.stack.api_url}/v1/brands/b1/creators/live"
+    auth = {"Authorization": f"Bearer {world.keys['b1']}"}
+
+    def api_row() -> dict[str, Any]:
+        rows = httpx.get(api_url, headers=auth, timeout=10).json()["creators"]
+        return next((r for r in rows if r["creator_id"] == "c1"), {"clicks": 0, "orders": 0})
+
+    assert wait_for(lambda: api_row()["clicks"] >= 60, 15) is not None
+    browser.get(f"{world.stack.api_url}/dashboard/brands/b1?key={world.keys['b1']}")
+    assert wait_for(lambda: browser.execute_script("return document.body.dataset.sse") == "live", 10) is not None
+    row = api_row()
+    assert wait_for(lambda: leaderboard_cell(browser, "c1", "clicks") == f"{row['clicks']:,}", 10) is not None
+    assert leaderboard_cell(browser, "c1", "orders") == str(row["orders"])
+    assert "s1" in text(browser, "streams") and "live now" in text(browser, "streams")
+    assert not browser.find_elements("css selector", '#leaderboard tr[data-creator="c2"]')  # b2's creator
+    # from POST of an order to the number changing on the page, 50 times
+    latencies = []
+    for n in range(50):
+        before = leaderboard_cell(browser, "c1", "orders")
+        t0 = time.monotonic()
+        post_order(world, f"bo-{tag}-{n}", f"bc-{tag}-{n}", "serum", 1000 + n)
+        seen = wait_for(lambda b=before: leaderboard_cell(browser, "c1", "orders") not in (b, ""), 5)
+        assert seen is not None, f"order {n} never reached the leaderboard"
+        latencies.append(time.monotonic() - t0)
+    latencies.sort()
+    p50, p95 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.95) - 1]
+    print(f"order -> leaderboard over {len(latencies)} orders: p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
+          f"max {latencies[-1] * 1000:.0f} ms")
+    assert leaderboard_cell(browser, "c1", "orders") == str(api_row()["orders"])
+    browser.find_element("css selector", '#leaderboard th[data-sort="clicks"]').click()  # sortable
+    assert browser.find_elements("css selector", '#leaderboard th.sorted[data-sort="clicks"]')
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOTS / "brand_overview.png"))
+    browser.set_window_size(390, 844)  # a phone
+    browser.save_screenshot(str(SCREENSHOTS / "brand_overview_phone.png"))
+    browser.set_window_size(1440, 1100)
+
+
+def test_other_brand_cannot_read_the_brand_overview(world: World, browser: Any) -> None:
+    browser.get(f"{world.stack.api_url}/dashboard/brands/b1?key={world.keys['b2']}")
+    assert wait_for(lambda: not browser.find_element("id", "error").get_attribute("hidden"), 10) is not None
+    assert "Not available" in text(browser, "error")
+    assert not browser.find_elements("css selector", "#leaderboard tr[data-creator]")
+
+
+def test_creator_page_live_panel_and_links(world: World, browser: Any) -> None:
+    link = world.setup.link("c1", "cmp1", destination_url="https://shop.example/serum", stream_id="s1")
+    browser.get(f"{world.stack.api_url}/dashboard/creators/c1?key={world.keys['c1']}")
+    live = httpx.get(f"{world.stack.api_url}/v1/creators/c1/live",
+                     headers={"Authorization": f"Bearer {world.keys['c1']}"}, timeout=10).json()
+    clicks = sum(b["clicks"] for b in live["brands"])
+    assert wait_for(lambda: text(browser, "k-clicks") == f"{clicks:,}", 10) is not None, text(browser, "k-clicks")
+    assert wait_for(lambda: link["url"] in text(browser, "links"), 10) is not None
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOTS / "creator_live.png"))
