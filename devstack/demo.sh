@@ -96,7 +96,10 @@ else:
 creator = max(doc["creators"], key=lambda cid: sum(r["orders"] for r in doc["creators"][cid]["currencies"]),
               default=setup["creators"][0]["creator_id"])
 print("\nLiveLedger demo: open these in a browser (keys are in the URLs; the page moves them to sessionStorage)\n")
-print("Brand live dashboards:")
+print("Brand overviews (streams, creator leaderboard, live):")
+for bid in sorted({st["brand_id"] for st in setup["streams"]}):
+    print(f"  {bid:>18}: {api}/dashboard/brands/{bid}?key={brand_keys[bid]}")
+print("\nBrand live stream dashboards:")
 for st in setup["streams"]:
     sid, bid = st["stream_id"], st["brand_id"]
     print(f"  {bid:>18} {sid}: {api}/dashboard/streams/{sid}?key={brand_keys[bid]}")
