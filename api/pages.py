@@ -4,7 +4,8 @@ The pages are static shells: they hold no data and need no key. Their script rea
 ``?key=`` (then moves it to ``sessionStorage`` and strips it from the address bar) or from the login
 form, and calls the read API with ``Authorization: Bearer``; tenancy is the API's. The live
 dashboard listens to ``/v1/streams/{id}/live/events`` (``?key=``: EventSource cannot send headers).
-No CDN: charts are hand-written SVG in ``static/app.js``.
+No CDN: charts are drawn by uPlot 1.6.32 (MIT, ``static/vendor/``: the npm package's
+``dist/uPlot.iife.min.js`` and ``uPlot.min.css`` with its LICENSE, unmodified; 51 KB).
 """
 
 from __future__ import annotations
@@ -74,10 +75,20 @@ async def finance_page() -> HTMLResponse:
     return render("finance.html")
 
 
-@router.get("/dashboard/static/{name}")
-async def static(name: str) -> Response:
-    path = (STATIC / name).resolve()
+def _serve(folder: Path, name: str) -> Response:
+    path = (folder / name).resolve()
     media = _STATIC_TYPES.get(path.suffix)
-    if media is None or path.parent != STATIC or not path.is_file():
+    if media is None or path.parent != folder or not path.is_file():
         raise not_found("no such file")
     return Response(path.read_bytes(), media_type=media, headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/dashboard/static/{name}")
+async def static(name: str) -> Response:
+    return _serve(STATIC, name)
+
+
+@router.get("/dashboard/static/vendor/{name}")
+async def vendored(name: str) -> Response:
+    """Third-party files, kept as published (uPlot: see static/vendor/uPlot.LICENSE)."""
+    return _serve(STATIC / "vendor", name)

@@ -115,6 +115,10 @@ class LinkEarnings(CurrencyEarnings):
     link_code: str
 
 
+class DayEarnings(CurrencyEarnings):
+    day: str = Field(description="the orders' day (UTC), YYYY-MM-DD")
+
+
 class Earnings(BaseModel):
     creator_id: str
     from_: str | None = Field(alias="from", default=None)
@@ -124,6 +128,7 @@ class Earnings(BaseModel):
     by_campaign: list[CampaignEarnings]
     by_stream: list[StreamEarnings]
     by_link: list[LinkEarnings] = Field(description="orders through a redirect click of the link, or its coupon")
+    by_day: list[DayEarnings] = Field(description="by the orders' day (UTC), for the earnings chart")
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -278,6 +283,7 @@ async def creator_earnings(ledger: Ledger, creator_id: str, since: datetime | No
         "campaign": lambda s: s.campaign_id,
         "stream": lambda s: s.stream_id,
         "link": lambda s: s.link_code,  # coupon orders count under the coupon's link
+        "day": lambda s: s.occurred_at.date().isoformat(),
     })
     totals = totals_by_currency(grouped["total"])
     return {
@@ -289,6 +295,7 @@ async def creator_earnings(ledger: Ledger, creator_id: str, since: datetime | No
         "by_campaign": _grouped(grouped["campaign"], "campaign_id"),
         "by_stream": _grouped(grouped["stream"], "stream_id"),
         "by_link": _grouped(grouped["link"], "link_code"),
+        "by_day": _grouped(grouped["day"], "day"),
     }
 
 

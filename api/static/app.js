@@ -58,7 +58,6 @@ function money(minor, currency) {
 }
 function num(n) { return group(String(n)); }
 function pct(x) { return (x * 100).toFixed(x >= 0.1 ? 1 : 2) + "%"; }
-function hhmm(ms) { const d = new Date(ms); return d.toTimeString().slice(0, 5); }
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -84,48 +83,37 @@ function setText(id, text) {
   }
 }
 
-// --- tiny SVG line chart ----------------------------------------------------------------------
-function niceMax(v) {
-  if (v <= 0) return 1;
-  const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
-  return 10 * p;
-}
+// --- time charts: uPlot (vendored, static/vendor/; MIT) ---------------------------------------------
+const CHARTS = new WeakMap();
 function lineChart(node, series, fmt) {
-  // series: [{name, color, points: [[t, v], ...]}]
-  const W = 600, H = 220, L = 56, R = 12, T = 12, B = 26;
-  node.replaceChildren();
-  const all = series.flatMap((s) => s.points);
-  if (all.length < 1) {
-    node.append(Object.assign(svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "empty" }),
-      { textContent: "waiting for data…" }));
+  // series: [{name, color, points: [[t ms, v], ...]}] -> one uPlot per container, data replaced on update
+  const xs = [...new Set(series.flatMap((s) => s.points.map((p) => p[0])))].sort((a, b) => a - b);
+  let entry = CHARTS.get(node);
+  if (!xs.length) {
+    if (entry) { entry.plot.destroy(); CHARTS.delete(node); }
+    node.replaceChildren(el("div", { class: "empty" }, "waiting for data…"));
     return;
   }
-  let t0 = Math.min(...all.map((p) => p[0])), t1 = Math.max(...all.map((p) => p[0]));
-  if (t1 - t0 < 60000) t0 = t1 - 60000;
-  const vmax = niceMax(Math.max(...all.map((p) => p[1])));
-  const x = (t) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
-  const y = (v) => T + (1 - v / vmax) * (H - T - B);
-  for (let i = 0; i <= 4; i++) {
-    const v = (vmax * i) / 4;
-    node.append(svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "axis" }));
-    node.append(Object.assign(svg("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end", class: "tick" }),
-      { textContent: fmt(v) }));
-  }
-  for (let i = 0; i <= 4; i++) {
-    const t = t0 + ((t1 - t0) * i) / 4;
-    node.append(Object.assign(svg("text", { x: x(t), y: H - 6, "text-anchor": "middle", class: "tick" }),
-      { textContent: hhmm(t) }));
-  }
-  for (const s of series) {
-    if (!s.points.length) continue;
-    const pts = s.points.map((p) => x(p[0]).toFixed(1) + "," + y(p[1]).toFixed(1));
-    const first = s.points[0], last = s.points[s.points.length - 1];
-    node.append(svg("path", { d: "M" + pts.join(" L") + ` L${x(last[0])},${y(0)} L${x(first[0])},${y(0)} Z`,
-      class: "area", fill: s.color }));
-    node.append(svg("path", { d: "M" + pts.join(" L"), class: "line", stroke: s.color }));
-    node.append(svg("circle", { cx: x(last[0]), cy: y(last[1]), r: 3.5, fill: s.color }));
-  }
+  if (xs[xs.length - 1] - xs[0] < 60000) xs.unshift(xs[xs.length - 1] - 60000);  // at least a minute wide
+  const data = [xs.map((t) => t / 1000), ...series.map((s) => {
+    const byT = new Map(s.points);
+    return xs.map((t) => (byT.has(t) ? byT.get(t) : null));
+  })];
+  const key = series.map((s) => s.name).join("|");
+  if (entry && entry.key === key) { entry.plot.setData(data); return; }
+  if (entry) entry.plot.destroy();
+  node.replaceChildren();
+  const grid = { stroke: "rgba(138,148,166,.15)" };
+  const plot = new uPlot({
+    width: Math.max(280, node.clientWidth || 600), height: 220,
+    legend: { show: series.length > 1 }, cursor: { drag: { x: false, y: false } },
+    scales: { x: { time: true } },
+    axes: [{ stroke: "#8a94a6", grid }, { stroke: "#8a94a6", grid, size: 70, values: (u, vals) => vals.map(fmt) }],
+    series: [{}, ...series.map((s) => ({ label: s.name, stroke: s.color, width: 2, fill: s.color + "22",
+      spanGaps: true }))],
+  }, data, node);
+  CHARTS.set(node, { key, plot });
+  new ResizeObserver(() => plot.setSize({ width: Math.max(280, node.clientWidth), height: 220 })).observe(node);
 }
 
 // --- page: live stream dashboard ---------------------------------------------------------------------
@@ -278,6 +266,14 @@ function creatorPage() {
       el("div", { class: "sub" }, "no attributed orders yet"))]));
     table("by-campaign", "campaign_id", data.by_campaign);
     table("by-stream", "stream_id", data.by_stream);
+    // earnings over time: cumulative commission (all statuses) per currency, by order day
+    const currencies = [...new Set(data.by_day.map((d) => d.currency))].sort();
+    lineChart(document.getElementById("chart-earnings"), currencies.map((c, i) => {
+      let total = 0;
+      return { name: c, color: COLORS[i % COLORS.length], points: data.by_day.filter((d) => d.currency === c)
+        .map((d) => { const cm = d.commission; total += cm.pending + cm.approved + cm.paid;
+          return [Date.parse(d.day + "T00:00:00Z"), total]; }) };
+    }), (v) => (currencies.length === 1 ? money(Math.round(v), currencies[0]).replace(/ [A-Z]{3}$/, "") : String(v)));
   }
   function renderLive(live) {
     const sum = (field, key) => live.brands.flatMap((b) => b[field]).reduce((acc, m) => {

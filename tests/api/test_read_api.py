@@ -207,6 +207,9 @@ def test_earnings_happy_path(seeded: World) -> None:
     assert e["by_campaign"] == [{"campaign_id": "cmp1", **e["currencies"][0]}]
     assert e["by_stream"] == [{"stream_id": "s1", "currency": "USD", "orders": 2, "net_minor": 150000,
                                "commission": {"pending": 5000, "approved": 10000, "paid": 0, "reversed": 0}}]
+    # by the orders' day, for the earnings-over-time chart
+    assert [(r["day"], r["orders"], r["net_minor"]) for r in e["by_day"]] == [
+        (days(40).date().isoformat(), 2, 115000), (days(2).date().isoformat(), 1, 50000)]
     # the coupon order counts under its coupon's link
     assert e["by_link"] == [{"link_code": "L1", "currency": "USD", "orders": 1, "net_minor": 15000,
                              "commission": {"pending": 0, "approved": 1500, "paid": 0, "reversed": 500}}]

@@ -127,7 +127,7 @@ def test_live_dashboard_updates_within_a_second(world: World, browser: Any) -> N
     assert text(browser, "k-gmv").startswith("192.00 USD")
     assert "serum" in text(browser, "top-products")
     assert browser.find_elements("css selector", "#funnel .step") and browser.find_elements(
-        "css selector", "#chart-viewers path.line")
+        "css selector", "#chart-viewers .uplot canvas")  # drawn by the vendored uPlot
     time.sleep(1.5)  # let a second sample land on the charts
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(SCREENSHOTS / "stream_dashboard.png"))
@@ -146,6 +146,7 @@ def test_creator_and_finance_pages(world: World, browser: Any) -> None:
     browser.get(f"{world.stack.api_url}/dashboard/creators/c1?key={world.keys['c1']}")
     assert wait_for(lambda: "by_campaign" not in browser.page_source and "cmp1" in text(browser, "by-campaign"),
                     10) is not None
+    assert wait_for(lambda: browser.find_elements("css selector", "#chart-earnings .uplot canvas"), 10) is not None
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(SCREENSHOTS / "creator_earnings.png"))
     browser.get(f"{world.stack.api_url}/dashboard/finance?key={world.keys['finance']}")
