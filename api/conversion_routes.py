@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from api.auth import AuthPrincipal, principal_from_query_or_header
 from api.context import ctx_of
 from api.conversion import ConversionReader, dimension_ids, funnel, updated_at
-from api.read_routes import KEEPALIVE_S, REFRESH_S, Gmv, _extra
+from api.read_routes import KEEPALIVE_S, REFRESH_S, Gmv, _extra, visible_stream
 from api.stores import LiveHub, LiveReader, brand_topic
 from liveledger.auth import require_role
 from liveledger.errors import forbidden, invalid, not_found
@@ -240,6 +240,15 @@ async def get_brand_creators(
         raise invalid("filter by stream_id or by campaign_id, not both", "campaign_id", "one filter at a time")
     await visible_brand(request, principal, brand_id)
     return await brand_creators(request, brand_id, stream_id, campaign_id)
+
+
+@router.get("/v1/streams/{stream_id}/creators/live", response_model=BrandCreators,
+            summary="The creators' live conversion in one stream (the stream's brand key, finance, admin)",
+            description="The brand leaderboard filtered to the stream (`?stream_id=`), for the stream page's "
+                        "creators panel; tenancy as `GET /v1/streams/{stream_id}/live`.")
+async def get_stream_creators(stream_id: str, request: Request, principal: AuthPrincipal) -> dict[str, Any]:
+    stream = await visible_stream(request, principal, stream_id)
+    return await brand_creators(request, str(stream["brand_id"]), stream_id, None)
 
 
 @router.get("/v1/creators/{creator_id}/live", response_model=CreatorLive,

@@ -124,8 +124,24 @@ function streamPage() {
   let latest = null;
   let redraw = false;
 
+  let creatorsDue = 0;
+  async function renderCreators() {
+    const now = Date.now();
+    if (now < creatorsDue) return;  // at most one re-read a second
+    creatorsDue = now + 1000;
+    let data;
+    try { data = await api(base + "/creators/live"); } catch (e) { return; }
+    const body = document.querySelector("#stream-creators tbody");
+    body.replaceChildren(...(data.creators.length ? data.creators.map((r) => el("tr", { "data-creator": r.creator_id },
+      el("td", {}, r.creator_id), el("td", { class: "num" }, num(r.clicks)), el("td", { class: "num" }, num(r.orders)),
+      el("td", { class: "num" }, pct(r.cvr)), el("td", { class: "num" }, amounts(r.gmv, "net_minor")),
+      el("td", { class: "num" }, amounts(r.commission, "amount_minor")))) :
+      [el("tr", {}, el("td", { colspan: 6, class: "muted" }, "no creator activity in this stream yet"))]));
+  }
+
   function render(live) {
     latest = live;
+    renderCreators();
     setText("k-viewers_now", num(live.viewers_now));
     setText("k-peak_viewers", num(live.peak_viewers));
     setText("k-views", num(live.views));

@@ -151,3 +151,12 @@ def test_openapi_documents_the_conversion_endpoints(conv: World) -> None:
     fields = spec["components"]["schemas"]["CreatorFunnel"]["properties"]
     assert {"clicks", "orders", "click_orders", "coupon_orders", "cvr", "gmv", "commission", "last_order_at"} <= set(
         fields)
+
+
+def test_stream_creators_panel(conv: World) -> None:
+    body = conv.get("/v1/streams/s1/creators/live", "b1").json()
+    assert body["stream_id"] == "s1" and [(c["creator_id"], c["clicks"], c["orders"]) for c in body["creators"]] == [
+        ("c1", 30, 4)]
+    assert conv.get("/v1/streams/s1/creators/live", "finance").json()["creators"] == body["creators"]
+    assert_error(conv.get("/v1/streams/s1/creators/live", "b2"), 404, "not_found")  # existence is private
+    assert_error(conv.get("/v1/streams/s1/creators/live", "c1"), 403, "forbidden")

@@ -125,6 +125,7 @@ def test_live_dashboard_updates_within_a_second(world: World, browser: Any) -> N
     assert elapsed < 1.0, f"took {elapsed:.2f}s"
 
     assert text(browser, "k-gmv").startswith("192.00 USD")
+    assert wait_for(lambda: "c1" in text(browser, "stream-creators"), 5) is not None  # the creators panel
     assert "serum" in text(browser, "top-products")
     assert browser.find_elements("css selector", "#funnel .step") and browser.find_elements(
         "css selector", "#chart-viewers .uplot canvas")  # drawn by the vendored uPlot
