@@ -458,3 +458,23 @@ def test_creator_leaderboards_equal_truth(stack: AppStack, day: tuple[GroundTrut
     assert sum(r["click_orders"] for rows in want.values() for r in rows.values()) > 0
     assert sum(r["coupon_orders"] for rows in want.values() for r in rows.values()) > 0
     _same(want, got)
+
+
+def test_creator_live_pages_equal_truth(stack: AppStack, day: tuple[GroundTruth, float]) -> None:
+    """GET /v1/creators/{id}/live per brand (what the creator page's live panel sums) = the simulator's truth."""
+    gt, _ = day
+    want: Json = {}
+    for brand, rows in gt.document["conversion"].items():
+        for creator, row in rows.items():
+            want.setdefault(creator, {})[brand] = {k: row[k] for k in ("clicks", "orders", "click_orders",
+                                                                       "coupon_orders")}
+    got: Json = {}
+    with httpx.Client(base_url=stack.api_url, timeout=30.0) as http:
+        for c in gt.document["setup"]["creators"]:
+            resp = http.get(f"/v1/creators/{c['creator_id']}/live", headers={"Authorization": f"Bearer {c['api_key']}"})
+            assert resp.status_code == 200, resp.text
+            brands = {b["brand_id"]: {k: b[k] for k in ("clicks", "orders", "click_orders", "coupon_orders")}
+                      for b in resp.json()["brands"] if b["clicks"] or b["orders"]}
+            if brands:
+                got[c["creator_id"]] = brands
+    _same(want, got)
