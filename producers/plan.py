@@ -40,6 +40,9 @@ PRODUCTS_PER_BRAND = 8
 
 MINUTE_MS = 60_000
 HELD_CLICK_RATE = 0.08  # click orders whose click batch is sent only after the order
+# How likely a cart in a creator's stream becomes an order, by the creator's position: creators
+# convert visibly differently, so the brand's creator leaderboard means something.
+CART_TO_ORDER_BY_CREATOR = (0.7, 0.35, 0.55, 0.2, 0.45, 0.6)
 EARLY_REFUND_RATE = 0.2  # refunds sent before their order
 MIN_BATCH, MAX_BATCH = 50, 500
 
@@ -173,6 +176,8 @@ class _StreamPlanner:
     def __init__(self, cfg: SimConfig, setup: SetupPlan, k: int, rng: random.Random, viewer_pool: list[str]) -> None:
         self.cfg, self.setup, self.k, self.rng = cfg, setup, k, rng
         self.stream = setup.streams[k]
+        creator_index = next(j for j, c in enumerate(setup.creators) if c.creator_id == self.stream.creator_id)
+        self.cart_to_order = CART_TO_ORDER_BY_CREATOR[creator_index % len(CART_TO_ORDER_BY_CREATOR)]
         self.brand = next(b for b in setup.brands if b.brand_id == self.stream.brand_id)
         self.products = [pr for pr in setup.products if pr.brand_id == self.brand.brand_id]
         self.featured = rng.sample(self.products, min(4, len(self.products)))
@@ -430,7 +435,7 @@ class _StreamPlanner:
                         continue
                     cart = tap + rng.randint(5_000, 60_000)
                     self._event("add_to_cart", viewer, cart, product_id=product)
-                    if rng.random() < 0.5:
+                    if rng.random() < self.cart_to_order:
                         self.click_orders += 1
                         when = cart + rng.randint(10_000, 120_000)
                         if rng.random() < cfg.edge_rate:
