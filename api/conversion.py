@@ -12,6 +12,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from api.series import read_samples, store_sample
 from liveledger.domain.live import ratio
 from liveledger.storage import redis_keys as keys
 from schemas.time import format_ms
@@ -64,6 +65,14 @@ def updated_at(hashes: Iterable[dict[str, str]]) -> str | None:
     return format_ms(latest) if latest else None
 
 
+SERIES_ACTIVE_MS = 3600 * 1000  # a brand whose creators changed within the hour is sampled
+
+
+def creators_series_key(prefix: str, brand_id: str) -> str:
+    """ZSET of the brand's creator samples (owned by the API, like ``api:series`` of streams)."""
+    return f"{prefix}:api:cseries:{brand_id}"
+
+
 class ConversionReader:
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self.client = client
@@ -72,6 +81,26 @@ class ConversionReader:
     async def creators_of(self, brand_id: str) -> set[str]:
         """Creators with counted clicks or attributed orders with ``brand_id``."""
         return {str(c) for c in await self.client.smembers(keys.brand_creators(self.prefix, brand_id))}
+
+    async def sample(self, brand_ids: Iterable[str], at: int, bucket: int) -> int:
+        """Store one sample ``{t, creators: {id: {clicks, orders}}}`` per recently active brand (the
+        leaderboard's sparklines); called by the API's series sampler every 10 s."""
+        sampled = 0
+        for brand_id in sorted(brand_ids):
+            creators = await self.creators_of(brand_id)
+            if not creators:
+                continue
+            hashes = await self.hashes((brand_id, c) for c in creators)
+            if not any(at - _int(h.get("updated_at")) < SERIES_ACTIVE_MS for h in hashes.values()):
+                continue
+            point = {"t": bucket, "creators": {c: {"clicks": _int(h.get("clicks")), "orders": _int(h.get("orders"))}
+                                               for (_, c), h in hashes.items()}}
+            await store_sample(self.client, creators_series_key(self.prefix, brand_id), bucket, point, at)
+            sampled += 1
+        return sampled
+
+    async def series(self, brand_id: str, since_ms: int) -> list[dict[str, Any]]:
+        return await read_samples(self.client, creators_series_key(self.prefix, brand_id), since_ms)
 
     async def hashes(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, str]]:
         """``(brand_id, creator_id) -> hash fields`` (empty for no activity yet)."""

@@ -242,6 +242,26 @@ async def get_brand_creators(
     return await brand_creators(request, brand_id, stream_id, campaign_id)
 
 
+class CreatorsSeries(BaseModel):
+    brand_id: str
+    interval_s: float
+    points: list[dict[str, Any]] = Field(description="`{t: epoch ms, creators: {creator_id: {clicks, orders}}}`, "
+                                                     "one per 10 s while the brand's creators are active")
+
+
+@router.get("/v1/brands/{brand_id}/creators/series", response_model=CreatorsSeries,
+            summary="Samples of each creator's clicks and orders (for the leaderboard's sparklines)")
+async def get_brand_creators_series(
+    brand_id: str, request: Request, principal: AuthPrincipal,
+    since: Annotated[int, Query(ge=0, description="epoch ms; default: the last 6 h")] = 0,
+) -> dict[str, Any]:
+    await visible_brand(request, principal, brand_id)
+    start = since or int(time.time() * 1000) - 6 * 3600 * 1000
+    sampler = ctx_of(request).extras.get("series")
+    return {"brand_id": brand_id, "interval_s": float(getattr(sampler, "interval", 10.0)),
+            "points": await reader_of(request).series(brand_id, start)}
+
+
 @router.get("/v1/streams/{stream_id}/creators/live", response_model=BrandCreators,
             summary="The creators' live conversion in one stream (the stream's brand key, finance, admin)",
             description="The brand leaderboard filtered to the stream (`?stream_id=`), for the stream page's "

@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 
 from api.context import ApiContext
 from api.conversion import ConversionReader
+from api.series import read_samples, store_sample
 from liveledger.ch import get_async_client
 from liveledger.domain.live import ctr, cvr, top_products
 from liveledger.domain.payouts import PayoutItem, PayoutPlan, payout_items
@@ -53,7 +54,6 @@ log = logging.getLogger(__name__)
 
 VIEWER_WINDOW_MS = 60_000
 SAMPLE_S = 10.0
-SERIES_KEEP_MS = 24 * 3600 * 1000
 SERIES_ACTIVE_MS = 3600 * 1000  # streams not updated for an hour are not sampled
 TOP_PRODUCTS = 10
 
@@ -123,8 +123,7 @@ class LiveReader:
         return out
 
     async def series(self, stream_id: str, since_ms: int = 0) -> list[dict[str, Any]]:
-        raw = await self.client.zrangebyscore(series_key(self.prefix, stream_id), since_ms, "+inf")
-        return [orjson.loads(str(r)) for r in raw]
+        return await read_samples(self.client, series_key(self.prefix, stream_id), since_ms)
 
 
 def build_live(stream_id: str, counts: dict[str, str], unique: int, present: int,
@@ -254,9 +253,11 @@ class SeriesSampler:
     sample the same bucket), and samples older than 24 h are dropped.
     """
 
-    def __init__(self, reader: LiveReader, stream_ids: Any, interval: float = SAMPLE_S) -> None:
+    def __init__(self, reader: LiveReader, stream_ids: Any, interval: float = SAMPLE_S,
+                 conversion: Any = None) -> None:
         self.reader = reader
         self.stream_ids = stream_ids  # callable returning the known stream ids
+        self.conversion = conversion  # async (at_ms, bucket) -> None: the creators' samples (api/conversion.py)
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
 
@@ -271,6 +272,8 @@ class SeriesSampler:
 
     async def sample_once(self, at_ms: int | None = None) -> int:
         at = at_ms if at_ms is not None else now_ms()
+        if self.conversion is not None:
+            await self.conversion(at, at - at % int(self.interval * 1000))
         bucket = at - at % int(self.interval * 1000)
         client, p = self.reader.client, self.reader.prefix
         ids = sorted(self.stream_ids())
@@ -286,12 +289,7 @@ class SeriesSampler:
             point = {"t": bucket, "viewers": live["viewers_now"], "views": live["views"],
                      "clicks": live["clicks"], "add_to_carts": live["add_to_carts"], "orders": live["orders"],
                      "gmv": {g["currency"]: g["net_minor"] for g in live["gmv"]}}
-            key = series_key(p, sid)
-            async with client.pipeline(transaction=True) as pipe:
-                pipe.zremrangebyscore(key, bucket, bucket)
-                pipe.zadd(key, {orjson.dumps(point).decode(): bucket})
-                pipe.zremrangebyscore(key, "-inf", f"({at - SERIES_KEEP_MS}")
-                await pipe.execute()
+            await store_sample(client, series_key(p, sid), bucket, point, at)
         return len(active)
 
     async def _run(self) -> None:
@@ -314,10 +312,15 @@ async def start_read_clients(ctx: ApiContext) -> None:
     reader = LiveReader(client, ctx.settings.topic_prefix)
     hub = LiveHub(client, ctx.settings.topic_prefix)
     hub.start()
-    sampler = SeriesSampler(reader, lambda: list(ctx.setup.state.streams))
+    conversion = ConversionReader(client, ctx.settings.topic_prefix)
+
+    async def sample_creators(at: int, bucket: int) -> None:
+        await conversion.sample(list(ctx.setup.state.brands), at, bucket)
+
+    sampler = SeriesSampler(reader, lambda: list(ctx.setup.state.streams), conversion=sample_creators)
     sampler.start()
     ctx.extras.update(redis=client, live=reader, hub=hub, series=sampler, ledger=Ledger(ctx.settings),
-                      conversion=ConversionReader(client, ctx.settings.topic_prefix))
+                      conversion=conversion)
 
 
 async def stop_read_clients(ctx: ApiContext) -> None:

@@ -550,7 +550,15 @@ function brandPage() {
   }
   async function load() {
     try {
-      const [streams, lb] = await Promise.all([api(base + "/streams/live"), api(base + "/creators/live?" + query())]);
+      const [streams, lb, series] = await Promise.all([api(base + "/streams/live"),
+        api(base + "/creators/live?" + query()), api(base + "/creators/series")]);
+      for (const p of series.points) {  // the sparklines start from the server's samples
+        for (const [cid, v] of Object.entries(p.creators)) {
+          const t = trend[cid] || (trend[cid] = []);
+          if (!t.length || t[t.length - 1] !== v.orders) t.push(v.orders);
+          if (t.length > 30) t.shift();
+        }
+      }
       renderStreams(streams);
       renderLeaderboard(lb);
       showError(null);

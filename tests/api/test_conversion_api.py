@@ -160,3 +160,17 @@ def test_stream_creators_panel(conv: World) -> None:
     assert conv.get("/v1/streams/s1/creators/live", "finance").json()["creators"] == body["creators"]
     assert_error(conv.get("/v1/streams/s1/creators/live", "b2"), 404, "not_found")  # existence is private
     assert_error(conv.get("/v1/streams/s1/creators/live", "c1"), 403, "forbidden")
+
+
+def test_brand_creators_series_for_the_sparklines(conv: World) -> None:
+    """The API samples each active brand's creators every 10 s; the brand page seeds its sparklines."""
+    deadline = time.monotonic() + 15
+    points: list[dict[str, Any]] = []
+    while not points and time.monotonic() < deadline:
+        body = conv.get("/v1/brands/b1/creators/series", "b1").json()
+        points = body["points"]
+        time.sleep(0.5)
+    assert points, "no sample within 15 s"
+    assert body["interval_s"] == 10.0
+    assert points[-1]["creators"]["c1"] == {"clicks": 40, "orders": 6} and points[-1]["t"] % 10000 == 0
+    assert_error(conv.get("/v1/brands/b1/creators/series", "b2"), 403, "forbidden")
