@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -68,6 +68,7 @@ class BrandCreators(BaseModel):
 class BrandFunnel(Funnel):
     brand_id: str
     last_order_at: str | None
+    today: Funnel = Field(description="the same for today (UTC): clicks and orders of today's day")
 
 
 class LinkFunnel(Funnel):
@@ -180,9 +181,10 @@ async def creator_live(request: Request, creator_id: str, stream_id: str | None)
         if brand_id not in brands and creator_id in await reader.creators_of(brand_id):
             brands.add(brand_id)
     hashes = await reader.hashes((b, creator_id) for b in brands)
+    today = datetime.now(UTC).date().isoformat()
     out_brands, links, streams = [], [], []
     for (brand_id, _), fields in sorted(hashes.items()):
-        out_brands.append({"brand_id": brand_id, **funnel(fields)})
+        out_brands.append({"brand_id": brand_id, **funnel(fields), "today": funnel(fields, f"day|{today}|")})
         codes = dimension_ids(fields, "link") | {code for code, lk in setup.links.items()
                                                  if lk["creator_id"] == creator_id and lk["brand_id"] == brand_id}
         public = ctx_of(request).settings.ingest_public_url.rstrip("/")

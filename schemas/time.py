@@ -28,6 +28,7 @@ __all__ = [
     "now_from_context",
     "parse_rfc3339",
     "to_ms",
+    "utc_day",
     "utcnow",
     "window_problem",
 ]
@@ -101,6 +102,12 @@ def to_ms(dt: datetime) -> int:
 def from_ms(ms: int) -> datetime:
     """Epoch milliseconds → aware UTC datetime."""
     return _EPOCH + timedelta(milliseconds=ms)
+
+
+def utc_day(dt: datetime) -> str:
+    """The UTC calendar day of an aware datetime, ``YYYY-MM-DD``."""
+    offset = dt.utcoffset()
+    return (dt if not offset else dt.astimezone(UTC)).date().isoformat()
 
 
 def format_ms(ms: int) -> str:

@@ -37,6 +37,7 @@ from liveledger.settings import Settings
 from liveledger.setup_state import SetupReplica
 from liveledger.topics import topic_name
 from schemas.errors import InvalidRecord
+from schemas.time import from_ms, utc_day
 from schemas.wire import DeadLetter, Headers, OrderRecord, clicks_of_events_record, decode_orders_record
 from streams import ledger
 from streams.gate import OffsetGate
@@ -50,7 +51,9 @@ def compact(snap: dict[str, Any]) -> dict[str, Any]:
     """What the Redis aggregates need of a snapshot (None values dropped for Lua)."""
     wanted = ("brand_id", "order_id", "version", "currency", "net_minor", "commission_minor", "reversed_minor",
               "via", "creator_id", "campaign_id", "stream_id", "link_code", "occurred_ms", "skus", "lines")
-    return {k: snap[k] for k in wanted if snap.get(k) is not None}
+    out = {k: snap[k] for k in wanted if snap.get(k) is not None}
+    out["day"] = utc_day(from_ms(snap["occurred_ms"]))  # the order's UTC day: conversion per day
+    return out
 
 
 def _b64(v: bytes | None) -> str | None:

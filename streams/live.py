@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from liveledger.storage import redis_keys as K
-from schemas.time import to_ms
+from schemas.time import to_ms, utc_day
 from schemas.wire import DecodedEvents, WireAddToCartEvent, WireClickEvent
 
 Increment = tuple[str, str]  # (key, hash field), +1 per event
@@ -87,6 +87,7 @@ class LiveBatch:
             conv = K.creator_conversion(p, brand, e.creator_id)
             self.creators.add((brand, e.creator_id))
             adds.append((conv, "clicks"))
+            adds.append((conv, f"day|{utc_day(e.occurred_at)}|clicks"))
             if s is not None:
                 adds.append((conv, f"stream|{s}|clicks"))
             if e.campaign_id:

@@ -291,18 +291,34 @@ function creatorPage() {
           return [Date.parse(d.day + "T00:00:00Z"), total]; }) };
     }), (v) => (currencies.length === 1 ? money(Math.round(v), currencies[0]).replace(/ [A-Z]{3}$/, "") : String(v)));
   }
+  let pendingDue = 0;
+  let pendingText = "…";
+  async function renderPending() {  // pending is a time rule over orders: from the earnings endpoint
+    if (Date.now() < pendingDue) return;
+    pendingDue = Date.now() + 5000;
+    try {
+      const e = await api("/v1/creators/" + encodeURIComponent(creatorId) + "/earnings");
+      pendingText = e.currencies.length ? e.currencies.map((c) => money(c.commission.pending, c.currency))
+        .join(" · ") : "–";
+      setText("k-pending", pendingText);
+    } catch (err) { /* shown by the earnings tables */ }
+  }
   function renderLive(live) {
-    const sum = (field, key) => live.brands.flatMap((b) => b[field]).reduce((acc, m) => {
+    const days = live.brands.map((b) => b.today);
+    const sum = (field, key) => days.flatMap((b) => b[field]).reduce((acc, m) => {
       acc[m.currency] = (acc[m.currency] || 0) + m[key]; return acc; }, {});
-    const clicks = live.brands.reduce((n, b) => n + b.clicks, 0);
-    const clickOrders = live.brands.reduce((n, b) => n + b.click_orders, 0);
-    const orders = live.brands.reduce((n, b) => n + b.orders, 0);
+    const clicks = days.reduce((n, b) => n + b.clicks, 0);
+    const clickOrders = days.reduce((n, b) => n + b.click_orders, 0);
+    const orders = days.reduce((n, b) => n + b.orders, 0);
     const fmt = (m) => Object.keys(m).length ? Object.entries(m).sort().map(([c, v]) => money(v, c)).join(" · ") : "–";
     document.getElementById("live-kpis").replaceChildren(
-      ...[["Clicks", num(clicks), "k-clicks"], ["Orders", num(orders), "k-orders"],
-        ["CVR", pct(clicks ? clickOrders / clicks : 0), "k-cvr"], ["Revenue", fmt(sum("gmv", "net_minor")), "k-gmv"],
-        ["Commission (all statuses)", fmt(sum("commission", "amount_minor")), "k-commission"]].map(([n, v, id]) =>
+      ...[["Clicks today", num(clicks), "k-clicks"], ["Orders today", num(orders), "k-orders"],
+        ["CVR today", pct(clicks ? clickOrders / clicks : 0), "k-cvr"],
+        ["Revenue today", fmt(sum("gmv", "net_minor")), "k-gmv"],
+        ["Commission today", fmt(sum("commission", "amount_minor")), "k-commission"],
+        ["Pending commission", pendingText, "k-pending"]].map(([n, v, id]) =>
         el("div", { class: "kpi" }, el("div", { class: "label" }, n), el("div", { class: "value", id }, v))));
+    renderPending();
     const head = el("tr", {}, ...["Link", "Brand", "Campaign"].map((h) => el("th", {}, h)),
       ...["Clicks", "Orders", "CVR", "Revenue"].map((h) => el("th", { class: "num" }, h)));
     const body = live.links.length ? live.links.map((l) => el("tr", { "data-link": l.link_code },

@@ -98,6 +98,7 @@ local function apply(s, sign)
     if s.stream_id then dims[#dims + 1] = 'stream|' .. s.stream_id .. '|' end
     if s.campaign_id then dims[#dims + 1] = 'campaign|' .. s.campaign_id .. '|' end
     if s.link_code then dims[#dims + 1] = 'link|' .. s.link_code .. '|' end
+    if s.day then dims[#dims + 1] = 'day|' .. s.day .. '|' end
     for _, d in ipairs(dims) do
       hinc(k.cv, d .. 'orders', sign)
       hinc(k.cv, d .. kind, sign)

@@ -59,10 +59,11 @@ def creator_by_stream(p: str, creator_id: str) -> str:
 
 def creator_conversion(p: str, brand_id: str, creator_id: str) -> str:
     """HASH: one creator's live conversion funnel with one brand (contract "Per-creator conversion,
-    live"). Fields, each also per dimension with the prefix ``stream|<id>|``, ``campaign|<id>|`` or
-    ``link|<code>|``: ``clicks`` (counted clicks, written by the live path), ``orders``,
-    ``click_orders``, ``coupon_orders``, ``gmv|<CUR>`` (net after refunds) and ``commission|<CUR>``
-    (current commission, all statuses) of the attributed orders (written by the ledger path); plus
+    live"). Fields, each also per dimension with the prefix ``stream|<id>|``, ``campaign|<id>|``,
+    ``link|<code>|`` or ``day|<YYYY-MM-DD>|`` (the click's / the order's UTC day): ``clicks``
+    (counted clicks, written by the live path), ``orders``, ``click_orders``, ``coupon_orders``,
+    ``gmv|<CUR>`` (net after refunds) and ``commission|<CUR>`` (current commission, all statuses)
+    of the attributed orders (written by the ledger path); plus
     ``last_order_at`` (epoch ms of the latest attributed order) and ``updated_at`` (epoch ms of the
     last change), not per dimension."""
     return f"{p}:conv:{brand_id}:{creator_id}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -18,6 +19,8 @@ from tests.api.test_read_api import assert_error
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.clickhouse]
 
+TODAY = datetime.now(UTC).date().isoformat()
+
 
 @pytest.fixture(scope="module")
 def conv(world: World) -> World:
@@ -29,6 +32,8 @@ def conv(world: World) -> World:
     world.redis.hset(keys.creator_conversion(p, "b1", "c1"), mapping={
         "clicks": 40, "orders": 6, "click_orders": 4, "coupon_orders": 2, "gmv|USD": 90000, "commission|USD": 9000,
         "gmv|EUR": 500, "commission|EUR": 50, "last_order_at": now_ms - 5000, "updated_at": now_ms,
+        f"day|{TODAY}|clicks": 7, f"day|{TODAY}|orders": 2, f"day|{TODAY}|click_orders": 1,
+        f"day|{TODAY}|gmv|USD": 3000, f"day|{TODAY}|commission|USD": 300, "day|2026-01-01|clicks": 33,
         "stream|s1|clicks": 30, "stream|s1|orders": 4, "stream|s1|click_orders": 3, "stream|s1|coupon_orders": 1,
         "stream|s1|gmv|USD": 70000, "stream|s1|commission|USD": 7000,
         "campaign|cmp1|clicks": 40, "campaign|cmp1|orders": 6, "campaign|cmp1|click_orders": 4,
@@ -89,6 +94,9 @@ def test_creator_live(conv: World) -> None:
     body = resp.json()
     assert body["creator_id"] == "c1"
     assert [(b["brand_id"], b["orders"], b["clicks"]) for b in body["brands"]] == [("b1", 6, 40)]
+    today = body["brands"][0]["today"]
+    assert (today["clicks"], today["orders"], today["click_orders"], today["cvr"]) == (7, 2, 1, round(1 / 7, 4))
+    assert today["gmv"] == [{"currency": "USD", "net_minor": 3000}]
     (link,) = body["links"]
     assert (link["link_code"], link["brand_id"], link["campaign_id"], link["clicks"], link["orders"],
             link["coupon_orders"]) == (code, "b1", "cmp1", 10, 3, 2)

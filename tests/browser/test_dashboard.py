@@ -77,7 +77,11 @@ def post_order(world: World, order_id: str, click_id: str, sku: str, price: int)
 
 
 def text(driver: Any, element_id: str) -> str:
-    return str(driver.find_element("id", element_id).text)
+    """An element's rendered text, read in one script call (live parts are re-rendered on every push)."""
+    value = driver.execute_script("const n = document.getElementById(arguments[0]); return n ? n.innerText : null;",
+                                  element_id)
+    assert value is not None, f"no element #{element_id}"
+    return str(value)
 
 
 def wait_for(pred: Any, timeout: float, step: float = 0.02) -> float | None:
@@ -222,8 +226,17 @@ def test_creator_page_live_panel_and_links(world: World, browser: Any) -> None:
     browser.get(f"{world.stack.api_url}/dashboard/creators/c1?key={world.keys['c1']}")
     live = httpx.get(f"{world.stack.api_url}/v1/creators/c1/live",
                      headers={"Authorization": f"Bearer {world.keys['c1']}"}, timeout=10).json()
-    clicks = sum(b["clicks"] for b in live["brands"])
+    clicks = sum(b["today"]["clicks"] for b in live["brands"])
+    assert clicks > 0
     assert wait_for(lambda: text(browser, "k-clicks") == f"{clicks:,}", 10) is not None, text(browser, "k-clicks")
+    assert wait_for(lambda: "USD" in text(browser, "k-pending"), 10) is not None, text(browser, "k-pending")
+    # a new order shows in today's numbers within a second
+    orders_before = text(browser, "k-orders")
+    t0 = time.monotonic()
+    post_order(world, f"co-{uuid.uuid4().hex[:6]}", "c0", "serum", 1500)
+    seen = wait_for(lambda: text(browser, "k-orders") != orders_before, 5)
+    assert seen is not None, "the order never reached the creator page"
+    print(f"order -> creator page: {(time.monotonic() - t0) * 1000:.0f} ms")
     assert wait_for(lambda: link["url"] in text(browser, "links"), 10) is not None
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(SCREENSHOTS / "creator_live.png"))

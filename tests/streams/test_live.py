@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import orjson
 
 from schemas.wire import decode_events_record as parse_event_batch
@@ -21,13 +23,15 @@ def test_batch_aggregates_counters_presence_and_dedup_refs() -> None:
     lb.add_events(b)
     arg = lb.to_script_arg(123)
     assert arg["tp"] == "p.events:3" and (arg["first"], arg["last"]) == (7, 8)
+    today = datetime.now(UTC).date().isoformat()  # the clicks' UTC day (kit stamps them now)
     (s1,) = arg["streams"]  # every key the script touches is named in its argument
     assert s1["k"] == {"c": "p:live:s1:counts", "v": "p:live:s1:viewers", "n": "p:live:s1:now", "l": "p:live:s1:left"}
     assert (arg["off"], arg["stats"]) == ("p:offsets:live", "p:stats")
     inc = {(k, f): n for k, f, n in arg["inc"]}
     assert inc == {("p:live:s1:counts", "views"): 1, ("p:live:s1:counts", "clicks"): 2,
                    ("p:live:s1:counts", "add_to_carts"): 1, ("p:live:s1:products", "clicks|p1"): 2,
-                   ("p:conv:b1:cr", "clicks"): 2, ("p:conv:b1:cr", "stream|s1|clicks"): 2}
+                   ("p:conv:b1:cr", "clicks"): 2, ("p:conv:b1:cr", "stream|s1|clicks"): 2,
+                   ("p:conv:b1:cr", f"day|{today}|clicks"): 2}
     assert s1["uv"] == ["v1", "v2"]
     presence = {v: (seen, left) for v, seen, left in s1["vw"]}
     assert presence["v2"][0] == 0 and presence["v2"][1] > 0 and presence["v1"][1] == 0
