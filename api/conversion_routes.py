@@ -23,7 +23,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from api.auth import AuthPrincipal, principal_from_query_or_header
+from api.auth import AuthPrincipal, principal_from_query_or_header, require_creator_view
 from api.context import ctx_of
 from api.conversion import ConversionReader, dimension_ids, funnel, updated_at
 from api.read_routes import KEEPALIVE_S, REFRESH_S, Gmv, _extra, visible_stream
@@ -158,13 +158,7 @@ async def brand_creators(request: Request, brand_id: str, stream_id: str | None,
 
 
 async def visible_creator(request: Request, principal: Principal, creator_id: str) -> None:
-    if principal.role == "creator":
-        if principal.creator_id != creator_id:
-            raise forbidden("a creator key sees only its own numbers")
-    else:
-        require_role(principal, "admin", "finance")
-        if await ctx_of(request).setup.lookup("creators", creator_id) is None:
-            raise not_found(f"no creator {creator_id!r}")
+    await require_creator_view(request, principal, creator_id, "numbers")
 
 
 def creator_brands(request: Request, creator_id: str) -> set[str]:

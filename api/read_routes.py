@@ -21,10 +21,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from api.auth import AuthPrincipal, principal_from_query_or_header
+from api.auth import AuthPrincipal, principal_from_query_or_header, require_creator_view
 from api.context import ctx_of
 from api.stores import Ledger, LiveHub, LiveReader
-from liveledger.auth import require_role
 from liveledger.domain.status import EarningsTotals, earnings_grouped, totals_by_currency
 from liveledger.errors import forbidden, invalid, not_found, unavailable
 from liveledger.setup_state import Principal
@@ -309,11 +308,5 @@ async def get_earnings(
 ) -> dict[str, Any]:
     since, until = parse_window(from_, to)
     at = parse_instant(as_of, "as_of") or datetime.now(UTC)
-    if principal.role == "creator":
-        if principal.creator_id != creator_id:
-            raise forbidden("a creator key sees only its own earnings")
-    else:
-        require_role(principal, "admin", "finance")
-        if await ctx_of(request).setup.lookup("creators", creator_id) is None:
-            raise not_found(f"no creator {creator_id!r}")
+    await require_creator_view(request, principal, creator_id, "earnings")
     return await creator_earnings(ledger_of(request), creator_id, since, until, at)
