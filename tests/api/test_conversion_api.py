@@ -182,3 +182,16 @@ def test_brand_creators_series_for_the_sparklines(conv: World) -> None:
     assert body["interval_s"] == 10.0
     assert points[-1]["creators"]["c1"] == {"clicks": 40, "orders": 6} and points[-1]["t"] % 10000 == 0
     assert_error(conv.get("/v1/brands/b1/creators/series", "b2"), 403, "forbidden")
+
+
+def test_brand_streams_live_now_first(conv: World) -> None:
+    conv.redis.hset(keys.stream_counts(conv.prefix, "s1"), mapping={"updated_at": int(time.time() * 1000),
+                                                                   "clicks": 12, "orders": 3, "gmv|USD": 4500})
+    body = conv.get("/v1/brands/b1/streams/live", "b1").json()
+    (s1,) = body["streams"]  # b2's stream s2 is not listed
+    assert (s1["stream_id"], s1["creator_id"], s1["live_now"], s1["clicks"], s1["orders"]) == ("s1", "c1", True, 12, 3)
+    assert s1["gmv"] == [{"currency": "USD", "net_minor": 4500}]
+    assert_error(conv.get("/v1/brands/b1/streams/live", "b2"), 403, "forbidden")
+    assert_error(conv.get("/v1/brands/b1/streams/live", "c1"), 403, "forbidden")
+    assert_error(conv.get("/v1/brands/nope/streams/live", "finance"), 404, "not_found")
+    assert_error(conv.get("/v1/brands/b1/creators/series?since=-1", "b1"), 422, "validation_failed")
