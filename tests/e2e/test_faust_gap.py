@@ -35,20 +35,20 @@ def views(brand: str, n: int, tag: str) -> list[tuple[str, bytes, bytes]]:
                                                          for j in range(10)])) for i in range(n)]
 
 
-async def accepted(settings: Settings) -> int:
+async def _hget(settings: Settings, key: str, field: str) -> int:
     r: Any = aioredis.from_url(settings.redis_url, decode_responses=True)
     try:
-        return int(await r.hget(f"{settings.topic_prefix}:stats", "events_accepted") or 0)
+        return int(await r.hget(f"{settings.topic_prefix}:{key}", field) or 0)
     finally:
         await r.aclose()
+
+
+async def accepted(settings: Settings) -> int:
+    return await _hget(settings, "stats", "events_accepted")
 
 
 async def views_counted(settings: Settings) -> int:
-    r: Any = aioredis.from_url(settings.redis_url, decode_responses=True)
-    try:
-        return int(await r.hget(f"{settings.topic_prefix}:live:s1:counts", "views") or 0)
-    finally:
-        await r.aclose()
+    return await _hget(settings, "live:s1:counts", "views")
 
 
 async def commit_at_end(settings: Settings, topics: list[str]) -> int:
