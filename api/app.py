@@ -13,7 +13,9 @@ from api.context import ApiContext
 from api.conversion_routes import router as conversion_router
 from api.errors import install_error_handlers
 from api.finance_routes import router as finance_router
+from api.guards import BodyGuard, KeyBeforeBody
 from api.pages import router as pages_router
+from api.ratelimit import KeyRateLimiter
 from api.read_routes import router as read_router
 from api.setup_routes import router as setup_router
 from api.stores import start_read_clients, stop_read_clients
@@ -46,6 +48,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="LiveLedger API", version="0.1.0", lifespan=lifespan,
                   description="Setup, live stream metrics, creator earnings, payouts and reconciliation.")
     install_error_handlers(app)
+    app.state.rate_limiter = KeyRateLimiter(settings)
+    # Pure ASGI, outermost last: the body's size is checked before the key, the key before the body
+    # is read (api/guards.py); both sit inside Starlette's catch-all 500 handler.
+    app.add_middleware(KeyBeforeBody)
+    app.add_middleware(BodyGuard, max_body_bytes=settings.api_max_body_bytes,
+                       body_timeout_s=settings.api_body_timeout_s)
     app.include_router(setup_router)
     app.include_router(read_router)
     app.include_router(conversion_router)

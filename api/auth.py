@@ -1,4 +1,10 @@
-"""The API's bearer-key dependency (rules in :mod:`liveledger.auth`: admin token or an issued key)."""
+"""The API's bearer-key dependency (rules in :mod:`liveledger.auth`: admin token or an issued key),
+with the per-key rate limit (:mod:`api.ratelimit`).
+
+A request with a body under ``/v1/`` is authenticated by :class:`api.guards.KeyBeforeBody` before a
+byte of its body is read; the principal it found is kept in the ASGI scope
+(:data:`PRINCIPAL_SCOPE_KEY`) and reused here, so such a request is looked up and counted once.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,35 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.context import ctx_of
-from liveledger.auth import API_KEYS, authenticate_key, require_role
-from liveledger.auth import authenticate as authenticate_header
+from api.ratelimit import KeyRateLimiter, budget_of
+from liveledger.auth import API_KEYS, authenticate_key, bearer_token, require_role
 from liveledger.errors import forbidden, not_found
 from liveledger.setup_state import Principal
 
-__all__ = ["AuthPrincipal", "authenticate", "principal_from_query_or_header", "require_creator_view"]
+__all__ = ["PRINCIPAL_SCOPE_KEY", "AuthPrincipal", "authenticate", "principal_from_query_or_header",
+           "require_creator_view"]
+
+PRINCIPAL_SCOPE_KEY = "liveledger.principal"
+
+
+async def _principal_of(request: Request, key: str, *, challenge: bool | None = None) -> Principal:
+    """The principal of ``key`` (401 when unknown), counted against its rate limit (429)."""
+    principal = await authenticate_key(ctx_of(request).setup, key, API_KEYS, challenge=challenge)
+    limiter: KeyRateLimiter = request.app.state.rate_limiter
+    limiter.check(principal, key, budget_of(request.method))
+    request.scope[PRINCIPAL_SCOPE_KEY] = principal
+    return principal
 
 
 async def authenticate(request: Request) -> Principal:
     """``Authorization: Bearer <key>`` → principal, else 401 (with ``WWW-Authenticate: Bearer``)."""
-    return await authenticate_header(ctx_of(request).setup, request.headers.get("authorization"), API_KEYS)
+    known: Principal | None = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if known is not None:
+        return known
+    key = bearer_token(request.headers.get("authorization"))
+    if key is None:
+        raise API_KEYS.missing_key()
+    return await _principal_of(request, key)
 
 
 async def principal_from_query_or_header(request: Request, key: str | None) -> Principal:
@@ -25,7 +49,7 @@ async def principal_from_query_or_header(request: Request, key: str | None) -> P
     An unknown query key is 401 without a ``WWW-Authenticate`` challenge (it was not a header)."""
     if request.headers.get("authorization") or not key:
         return await authenticate(request)
-    return await authenticate_key(ctx_of(request).setup, key, API_KEYS, challenge=False)
+    return await _principal_of(request, key, challenge=False)
 
 
 async def require_creator_view(request: Request, principal: Principal, creator_id: str, what: str) -> None:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 from api.auth import AuthPrincipal, principal_from_query_or_header, require_creator_view
 from api.context import ctx_of
 from api.conversion import ConversionReader, dimension_ids, funnel, updated_at
+from api.params import EpochMs
 from api.read_routes import KEEPALIVE_S, REFRESH_S, Gmv, _extra, visible_stream
 from api.stores import LiveHub, LiveReader, brand_topic
 from liveledger.auth import require_role
@@ -249,7 +250,7 @@ class CreatorsSeries(BaseModel):
             summary="Samples of each creator's clicks and orders (for the leaderboard's sparklines)")
 async def get_brand_creators_series(
     brand_id: str, request: Request, principal: AuthPrincipal,
-    since: Annotated[int, Query(ge=0, description="epoch ms; default: the last 6 h")] = 0,
+    since: Annotated[EpochMs, Query(ge=0, description="epoch ms; default: the last 6 h")] = 0,
 ) -> dict[str, Any]:
     await visible_brand(request, principal, brand_id)
     start = since or int(time.time() * 1000) - 6 * 3600 * 1000

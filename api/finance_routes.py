@@ -21,7 +21,8 @@ from pydantic import BaseModel, Field
 
 from api.auth import AuthPrincipal
 from api.context import ctx_of
-from api.read_routes import iso_or_none, ledger_of, live_reader, parse_instant, parse_window
+from api.params import ApiDate, parse_instant, parse_window
+from api.read_routes import iso_or_none, ledger_of, live_reader
 from api.stores import Ledger, LedgerOrder, StoredBatch
 from liveledger.auth import require_role
 from liveledger.domain.attribution import DEFAULT_MIN_PAYOUT_MINOR
@@ -53,7 +54,7 @@ def finance_only(principal: Principal) -> None:
 # --- models ---------------------------------------------------------------------------------------
 
 class PayoutRequest(BaseModel):
-    period_end: date = Field(description="last day of the period (UTC), not in the future")
+    period_end: ApiDate = Field(description="last day of the period (UTC), not in the future; 2000-01-01 .. 2099-12-31")
 
 
 class PayoutLineOut(BaseModel):

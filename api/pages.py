@@ -11,6 +11,7 @@ No CDN: charts are drawn by uPlot 1.6.32 (MIT, ``static/vendor/``: the npm packa
 from __future__ import annotations
 
 import html
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -75,7 +76,13 @@ async def finance_page() -> HTMLResponse:
     return render("finance.html")
 
 
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
 def _serve(folder: Path, name: str) -> Response:
+    # A name is one plain file name: no NUL (Path.resolve raises on it), no separators, no dot-files.
+    if not _SAFE_NAME.fullmatch(name):
+        raise not_found("no such file")
     path = (folder / name).resolve()
     media = _STATIC_TYPES.get(path.suffix)
     if media is None or path.parent != folder or not path.is_file():

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -23,9 +23,10 @@ from pydantic import BaseModel, Field
 
 from api.auth import AuthPrincipal, principal_from_query_or_header, require_creator_view
 from api.context import ctx_of
+from api.params import EpochMs, parse_instant, parse_window
 from api.stores import Ledger, LiveHub, LiveReader
 from liveledger.domain.status import EarningsTotals, earnings_grouped, totals_by_currency
-from liveledger.errors import forbidden, invalid, not_found, unavailable
+from liveledger.errors import forbidden, not_found, unavailable
 from liveledger.setup_state import Principal
 from schemas.time import format_rfc3339
 
@@ -153,30 +154,6 @@ def iso_or_none(dt: datetime | None) -> str | None:
     return format_rfc3339(dt) if dt else None
 
 
-def parse_instant(value: str | None, field: str) -> datetime | None:
-    """RFC 3339 with an offset, or a bare date ``YYYY-MM-DD`` (00:00 UTC). Anything else is 422."""
-    if value is None or value == "":
-        return None
-    try:
-        if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=UTC)
-        dt = datetime.fromisoformat(value.replace("z", "Z"))
-    except ValueError:
-        dt = None
-    if dt is None or dt.utcoffset() is None:
-        raise invalid(f"{field} must be an RFC 3339 time with an offset or a date", field,
-                      "expected e.g. 2026-11-25T20:00:00Z or 2026-11-25")
-    return dt.astimezone(UTC)
-
-
-def parse_window(from_: str | None, to: str | None) -> tuple[datetime | None, datetime | None]:
-    """The ``from``/``to`` query parameters (:func:`parse_instant`); ``from`` must be before ``to``."""
-    since, until = parse_instant(from_, "from"), parse_instant(to, "to")
-    if since is not None and until is not None and since >= until:
-        raise invalid("from must be before to", "from", "must be before to")
-    return since, until
-
-
 async def visible_stream(request: Request, principal: Principal, stream_id: str) -> dict[str, Any]:
     """The stream's setup record when ``principal`` may see it (see module docstring)."""
     if principal.role == "creator":
@@ -199,7 +176,7 @@ async def get_live(stream_id: str, request: Request, principal: AuthPrincipal) -
 @router.get("/v1/streams/{stream_id}/live/series", response_model=LiveSeries,
             summary="Samples of viewers, funnel and revenue over the stream (for the dashboard charts)")
 async def get_live_series(stream_id: str, request: Request, principal: AuthPrincipal,
-                          since: Annotated[int, Query(ge=0, description="epoch ms; default: the last 6 h")] = 0,
+                          since: Annotated[EpochMs, Query(ge=0, description="epoch ms; default: the last 6 h")] = 0,
                           ) -> dict[str, Any]:
     await visible_stream(request, principal, stream_id)
     reader = live_reader(request)

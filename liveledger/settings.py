@@ -38,6 +38,16 @@ class Settings(BaseSettings):
     webhook_tolerance_s: int = 300
     # In-flight Kafka sends per ingest process before answering 503 + Retry-After.
     ingest_max_inflight: int = 2000
+    # API hostile-input guards (api/guards.py, api/server.py; docs/api.md "Limits"): JSON bodies
+    # (the brand CSV upload has its own 20 MiB), request heads, slow bodies, idle connections.
+    api_max_body_bytes: int = 1024 * 1024
+    api_max_header_bytes: int = 64 * 1024
+    api_header_timeout_s: float = 10.0
+    api_body_timeout_s: float = 30.0
+    api_keep_alive_s: int = 5
+    # Per-key rate limits of the API (`limits` notation, per API process; the admin token is exempt).
+    api_rate_limit_reads: str = "100/second"
+    api_rate_limit_writes: str = "20/second"
 
 
 @lru_cache(maxsize=1)
