@@ -10,6 +10,12 @@ share one end-offsets request.
 
 API keys are stored only as SHA-256 digests; webhook secrets are stored as issued because HMAC
 verification needs them (the topic is internal; see docs/topics.md).
+
+The setup lifecycle (docs/setup.md) is read through pure helpers every service shares:
+:func:`webhook_secrets` (the secrets a brand's webhooks may be signed with now),
+:func:`link_redirect_counts` (whether a redirect emits a click) and :func:`campaign_terms` (a
+stored campaign as the domain's :class:`~liveledger.domain.attribution.CampaignTerms`, with its
+end and pauses).
 """
 
 from __future__ import annotations
@@ -21,14 +27,22 @@ import logging
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Final, Literal, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from liveledger.domain.attribution import (
+    DEFAULT_ATTRIBUTION_WINDOW_DAYS,
+    DEFAULT_HOLD_DAYS,
+    DEFAULT_MIN_PAYOUT_MINOR,
+    CampaignTerms,
+    Pause,
+)
 from liveledger.settings import Settings
 from liveledger.topics import topic_name
 from schemas.errors import InvalidRecord
-from schemas.setup import ApiKey, SetupEntity, decode_setup, encode_setup
+from schemas.setup import ApiKey, SetupEntity, decode_setup, encode_setup, setup_key
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +53,7 @@ _TABLE_OF_KIND: Final = {"brand": "brands", "creator": "creators", "campaign": "
 Role = Literal["admin", "brand", "creator", "finance"]
 Table = Literal["brands", "creators", "campaigns", "links", "streams"]
 T = TypeVar("T")
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def hash_key(api_key: str) -> str:
@@ -55,6 +70,16 @@ class Principal:
     brand_id: str | None = None
     creator_id: str | None = None
     name: str | None = None
+    key_id: str | None = None  # the key's public name (None: the admin token, or a key issued before key ids)
+
+    @property
+    def label(self) -> str:
+        """Who this is, for the audit log: ``admin``, or ``<role>:<brand/creator/name>[/<key_id>]``.
+        Never the key nor anything derived from it."""
+        if self.role == "admin":
+            return "admin"
+        owner = self.brand_id or self.creator_id or self.name or "?"
+        return f"{self.role}:{owner}" + (f"/{self.key_id}" if self.key_id else "")
 
 
 @dataclass(slots=True)
@@ -83,7 +108,7 @@ class SetupState:
             else:
                 assert isinstance(entity, ApiKey)
                 self.keys[ident] = Principal(role=entity.role, brand_id=entity.brand_id,
-                                             creator_id=entity.creator_id, name=entity.name)
+                                             creator_id=entity.creator_id, name=entity.name, key_id=entity.key_id)
             return
         table: dict[str, dict[str, Any]] = getattr(self, _TABLE_OF_KIND[kind])
         if entity is None:
@@ -101,9 +126,60 @@ class SetupState:
     def principal(self, api_key: str) -> Principal | None:
         return self.keys.get(hash_key(api_key))
 
+    def key_digests(self, role: Literal["brand", "creator"], owner_id: str) -> list[str]:
+        """The digests (``apikey:<digest>`` record ids) of every live key of that brand or creator."""
+        attr = "brand_id" if role == "brand" else "creator_id"
+        return sorted(d for d, p in self.keys.items() if p.role == role and getattr(p, attr) == owner_id)
+
     def link_for_coupon(self, brand_id: str, code: str) -> dict[str, Any] | None:
         link_code = self.coupons.get((brand_id, coupon_key(code)))
         return self.links.get(link_code) if link_code else None
+
+
+def webhook_secrets(brand: dict[str, Any], now: datetime) -> list[str]:
+    """The secrets a webhook of ``brand`` (its setup row) may be signed with at ``now``: the current
+    one, then the previous one while ``now < previous_secret_expires_at`` (24 h after a rotation).
+    A signature that verifies with any of them is valid."""
+    secrets_ = [brand["webhook_secret"]]
+    previous, expires = brand.get("previous_webhook_secret"), brand.get("previous_secret_expires_at")
+    if previous and isinstance(expires, datetime) and now < expires:
+        secrets_.append(previous)
+    return secrets_
+
+
+def campaign_terms(campaign_id: str, row: dict[str, Any]) -> CampaignTerms | None:
+    """A stored campaign (its setup row) as the domain's terms, lifecycle included: its ``ends_at``,
+    its past ``pauses`` and, while ``active`` is false, an open pause since ``paused_at`` (since
+    forever when a record lacks it). ``None`` when the row does not make valid terms."""
+    try:
+        pauses = [Pause(p["paused_at"], p["resumed_at"]) for p in row.get("pauses") or ()]
+        if row.get("active") is False:
+            pauses.append(Pause(row.get("paused_at") or _EPOCH))
+        return CampaignTerms(
+            campaign_id=campaign_id, brand_id=str(row.get("brand_id")),
+            rate_bps=int(row.get("rate_bps", 0)), flat_minor=int(row.get("flat_minor", 0)),
+            attribution_window_days=int(row.get("attribution_window_days", DEFAULT_ATTRIBUTION_WINDOW_DAYS)),
+            hold_days=int(row.get("hold_days", DEFAULT_HOLD_DAYS)),
+            min_payout_minor=int(row.get("min_payout_minor", DEFAULT_MIN_PAYOUT_MINOR)),
+            ends_at=row.get("ends_at"), pauses=tuple(pauses))
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
+def link_redirect_counts(state: SetupState, link: dict[str, Any], now: datetime) -> bool:
+    """Whether a redirect through ``link`` (its setup row) at ``now`` is a click: False when the link
+    is deactivated, or its campaign has ended (``ends_at <= now``) or is not active. Then ingest
+    still redirects, without ``ll_click``, and emits no click. Cheap (the redirect hot path)."""
+    deactivated = link.get("deactivated_at")
+    if deactivated is not None and deactivated <= now:
+        return False
+    campaign = state.campaigns.get(link.get("campaign_id") or "")
+    if campaign is None:
+        return True  # an unknown campaign: the click is kept (attribution then has no terms)
+    if campaign.get("active") is False:
+        return False
+    ends_at = campaign.get("ends_at")
+    return ends_at is None or now < ends_at
 
 
 def coupon_key(code: str) -> str:
@@ -246,3 +322,8 @@ async def publish_setup(producer: Any, settings: Settings, ident: str, entity: S
     in-sync replicas."""
     key, value = encode_setup(ident, entity)
     await producer.send_and_wait(topic_name(settings, "setup"), value, key=key)
+
+
+async def publish_tombstone(producer: Any, settings: Settings, kind: str, ident: str) -> None:
+    """Delete one setup entity (a null value under ``<kind>:<id>``), acks from all in-sync replicas."""
+    await producer.send_and_wait(topic_name(settings, "setup"), None, key=setup_key(kind, ident).encode())

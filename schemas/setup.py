@@ -5,41 +5,64 @@ the records of the compacted ``ll.setup`` topic they are stored as (:func:`encod
 from __future__ import annotations
 
 import re
-from typing import Annotated, Final, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WithJsonSchema,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from schemas.errors import InvalidRecord
 from schemas.ids import CouponCode, Id
 from schemas.money import Currency, MinorAmount
+from schemas.time import UtcDatetime
 
 __all__ = [
+    "MAX_PAUSES",
     "MAX_URL_LEN",
     "SETUP_KINDS",
     "ApiKey",
+    "ApiKeyIssued",
     "Brand",
     "BrandCreate",
     "BrandCreated",
     "Campaign",
     "CampaignCreate",
+    "CampaignPatch",
+    "CampaignPause",
     "Creator",
     "CreatorCreate",
     "CreatorCreated",
     "DestinationUrl",
     "FinanceKeyCreate",
     "FinanceKeyCreated",
+    "KeyRevoked",
     "Link",
     "LinkCreate",
     "LinkCreated",
     "Name",
+    "RevokeKey",
     "SetupEntity",
+    "SetupTime",
     "Stream",
     "StreamCreate",
+    "WebhookSecretRotated",
     "check_destination_url",
     "decode_setup",
     "encode_setup",
+    "public_view",
     "setup_key",
 ]
 
@@ -126,21 +149,136 @@ class FinanceKeyCreated(BaseModel):
     api_key: str
 
 
+_SETUP_TIME_MIN: Final = datetime(2000, 1, 1, tzinfo=UTC)
+_SETUP_TIME_MAX: Final = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _check_setup_time(value: Any, handler: ValidatorFunctionWrapHandler) -> datetime:
+    try:
+        at: datetime = handler(value)
+    except OverflowError:  # year 1 or 9999 with an offset: not representable in UTC
+        at = _SETUP_TIME_MIN - timedelta(days=1)
+    if not _SETUP_TIME_MIN <= at < _SETUP_TIME_MAX:
+        raise PydanticCustomError("time_range", "must be between 2000-01-01 and 2200-01-01 (UTC)")
+    return at
+
+
+SetupTime = Annotated[UtcDatetime, WrapValidator(_check_setup_time)]
+"""A setup instant (``ends_at``, ...): RFC 3339 with an offset, UTC, in [2000, 2200)."""
+
+RateBps = Annotated[int, Strict(), Field(ge=0, le=10_000)]
+HoldDays = Annotated[int, Strict(), Field(ge=0, le=400)]
+
+
 class CampaignCreate(BaseModel):
     """Commission = ⌊net x rate_bps / 10000⌋ + flat_minor (in the order's currency)."""
 
     model_config = _REQ
     campaign_id: Id
     brand_id: Id
-    rate_bps: Annotated[int, Strict(), Field(ge=0, le=10_000)]
+    rate_bps: RateBps
     flat_minor: MinorAmount = 0
     attribution_window_days: Annotated[int, Strict(), Field(ge=1, le=400)] = 30
-    hold_days: Annotated[int, Strict(), Field(ge=0, le=400)] = 30
+    hold_days: HoldDays = 30
     min_payout_minor: MinorAmount = 5000
 
 
+class CampaignPause(BaseModel):
+    """A past pause of a campaign: inactive from ``paused_at`` until ``resumed_at``."""
+
+    model_config = _REQ
+    paused_at: UtcDatetime
+    resumed_at: UtcDatetime
+
+
+MAX_PAUSES: Final = 100
+"""Past pauses kept per campaign (the oldest is dropped beyond that)."""
+
+
 class Campaign(CampaignCreate):
-    """The stored campaign (the response of ``POST /v1/campaigns``)."""
+    """The stored campaign (the response of ``POST /v1/campaigns`` and ``PATCH``). Lifecycle (all
+    optional, so records written before it still decode): closed at and after ``ends_at``; while
+    ``active`` is false it is paused since ``paused_at``; ``pauses`` are the earlier pauses (the
+    attribution rules compare an order's time with all of them, docs/setup.md)."""
+
+    ends_at: SetupTime | None = None
+    active: Annotated[bool, Strict()] = True
+    paused_at: UtcDatetime | None = None
+    pauses: tuple[CampaignPause, ...] = ()
+
+
+_PATCH_NOT_NULL: Final = ("rate_bps", "flat_minor", "hold_days", "min_payout_minor", "active")
+
+
+class CampaignPatch(BaseModel):
+    """``PATCH /v1/campaigns/{id}``: the fields to change (at least one). ``ends_at: null`` removes
+    the end; every other field may be left out but not be ``null``."""
+
+    model_config = _REQ
+    rate_bps: RateBps | None = None
+    flat_minor: MinorAmount | None = None
+    hold_days: HoldDays | None = None
+    min_payout_minor: MinorAmount | None = None
+    ends_at: SetupTime | None = None
+    active: Annotated[bool, Strict()] | None = None
+
+    @field_validator(*_PATCH_NOT_NULL)
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise PydanticCustomError("not_null", "must not be null (leave the field out to keep it)")
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> CampaignPatch:
+        if not self.model_fields_set:
+            raise PydanticCustomError("empty_patch", "give at least one field to change")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """The fields given, with their values."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+    def apply(self, campaign: Campaign, now: datetime) -> Campaign:
+        """The campaign after this patch at ``now``. ``active: false`` on an active campaign starts a
+        pause (``paused_at = now``); ``active: true`` on a paused one ends it (kept in ``pauses``, at
+        most :data:`MAX_PAUSES`). Setting ``active`` to what it already is changes nothing."""
+        update = self.changes()
+        active = update.pop("active", None)
+        if active is False and campaign.active:
+            update |= {"active": False, "paused_at": now}
+        elif active is True and not campaign.active:
+            pauses = campaign.pauses
+            if campaign.paused_at is not None:
+                pause = CampaignPause(paused_at=campaign.paused_at, resumed_at=max(now, campaign.paused_at))
+                pauses = (*pauses, pause)[-MAX_PAUSES:]
+            update |= {"active": True, "paused_at": None, "pauses": pauses}
+        return Campaign.model_validate({**campaign.model_dump(), **update})
+
+
+class RevokeKey(BaseModel):
+    """``POST /v1/admin/keys/revoke``."""
+
+    model_config = _REQ
+    api_key: Annotated[str, Strict(), Field(min_length=1, max_length=512)]
+
+
+class KeyRevoked(BaseModel):
+    model_config = _REQ
+    revoked: bool
+    key_id: str | None  # the revoked key's public id (None for a key issued before key ids)
+
+
+class ApiKeyIssued(BaseModel):
+    """A rotated API key (``POST /v1/admin/{brands,creators}/{id}/api-key``), shown once."""
+
+    model_config = _REQ
+    api_key: str
+
+
+class WebhookSecretRotated(BaseModel):
+    model_config = _REQ
+    webhook_secret: str
 
 
 class LinkCreate(BaseModel):
@@ -154,10 +292,12 @@ class LinkCreate(BaseModel):
 
 
 class Link(LinkCreate):
-    """The stored link: the request plus its generated ``link_code`` and ``brand_id``."""
+    """The stored link: the request plus its generated ``link_code`` and ``brand_id``;
+    ``deactivated_at`` once ``DELETE /v1/links/{code}`` deactivated it."""
 
     link_code: Id
     brand_id: Id
+    deactivated_at: UtcDatetime | None = None
 
 
 class LinkCreated(BaseModel):
@@ -180,10 +320,16 @@ class Stream(StreamCreate):
 
 # --- the ll.setup topic: one typed record per entity, key "<kind>:<id>" --------------------------
 
-class Brand(BrandCreate):
-    """The stored brand: its webhook secret is kept as issued (HMAC verification needs it)."""
+Secret = Annotated[str, Strict(), Field(min_length=16, max_length=256)]
 
-    webhook_secret: Annotated[str, Strict(), Field(min_length=16, max_length=256)]
+
+class Brand(BrandCreate):
+    """The stored brand: its webhook secret is kept as issued (HMAC verification needs it). After a
+    rotation the previous secret stays valid until ``previous_secret_expires_at``."""
+
+    webhook_secret: Secret
+    previous_webhook_secret: Secret | None = None
+    previous_secret_expires_at: UtcDatetime | None = None
 
 
 class Creator(CreatorCreate):
@@ -194,13 +340,16 @@ Role = Literal["brand", "creator", "finance"]
 
 
 class ApiKey(BaseModel):
-    """An issued API key, stored under ``apikey:<sha256 of the key>`` (never the key itself)."""
+    """An issued API key, stored under ``apikey:<sha256 of the key>`` (never the key itself).
+    ``key_id`` is a random public name of the key (audit log, revocation), unrelated to its value;
+    keys issued before it existed have none."""
 
     model_config = _REQ
     role: Role
     brand_id: Id | None = None
     creator_id: Id | None = None
     name: Name | None = None
+    key_id: Id | None = None
 
 
 SetupEntity = Brand | Creator | Campaign | Link | Stream | ApiKey
@@ -208,6 +357,15 @@ SETUP_KINDS: Final[dict[str, type[SetupEntity]]] = {
     "brand": Brand, "creator": Creator, "campaign": Campaign, "link": Link, "stream": Stream, "apikey": ApiKey,
 }
 _KIND_OF: Final = {model: kind for kind, model in SETUP_KINDS.items()}
+
+
+_SECRET_FIELDS: Final = frozenset({"webhook_secret", "previous_webhook_secret"})
+
+
+def public_view(entity: SetupEntity) -> dict[str, Any]:
+    """The entity as JSON values without its secrets (webhook secrets; an API key record never holds
+    the key or its digest, which is the record's key): what the audit log may show."""
+    return {k: v for k, v in entity.model_dump(mode="json").items() if k not in _SECRET_FIELDS}
 
 
 def setup_key(kind: str, ident: str) -> str:

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from liveledger.domain import attribution as dom_attr
 from liveledger.domain.commission import OrderState
+from liveledger.setup_state import campaign_terms
 from schemas.time import from_ms, to_ms
 from schemas.wire import LedgerOrderFact, LedgerRefundFact, OrderRecord, RefundRecord, WireClickEvent
 
@@ -68,16 +69,7 @@ class Effects:
 def _campaign_lookup(setup: SetupView) -> dom_attr.CampaignLookup:
     def lookup(campaign_id: str) -> dom_attr.CampaignTerms | None:
         camp = setup.campaigns.get(campaign_id)
-        if camp is None:
-            return None
-        try:
-            return dom_attr.CampaignTerms(
-                campaign_id=campaign_id, brand_id=str(camp.get("brand_id")),
-                rate_bps=int(camp.get("rate_bps", 0)), flat_minor=int(camp.get("flat_minor", 0)),
-                attribution_window_days=int(camp.get("attribution_window_days", DEFAULT_WINDOW_DAYS)),
-                hold_days=int(camp.get("hold_days", DEFAULT_HOLD_DAYS)))
-        except (TypeError, ValueError):
-            return None
+        return None if camp is None else campaign_terms(campaign_id, camp)  # with its end and pauses
     return lookup
 
 
@@ -98,7 +90,8 @@ def attribute(order: dict[str, Any], click: dict[str, Any] | None, setup: SetupV
             coupon_link = dom_attr.CouponLink(
                 brand_id=str(link.get("brand_id", brand_id)), coupon_code=order["coupon_code"],
                 creator_id=link["creator_id"], campaign_id=link["campaign_id"],
-                link_code=str(link.get("link_code", "")), stream_id=link.get("stream_id"))
+                link_code=str(link.get("link_code", "")), stream_id=link.get("stream_id"),
+                deactivated_at=link.get("deactivated_at"))
     lookup = _campaign_lookup(setup)
     a = dom_attr.attribute(brand_id, from_ms(order["occurred_ms"]), click_fact, coupon_link, lookup)
     terms = lookup(a.campaign_id) if a.campaign_id else None

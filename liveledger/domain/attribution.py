@@ -10,8 +10,16 @@ Rules (docs/money-rules.md has the reasoning):
    is inside the window). A click whose campaign is absent, unknown or of another brand uses
    ``DEFAULT_ATTRIBUTION_WINDOW_DAYS`` and attributes the order to the click's creator with no
    campaign, hence no commission (the stream dashboard and the creator still see the order).
-2. **Coupon**: else the link holding the order's coupon code, when it belongs to the same brand.
+2. **Coupon**: else the link holding the order's coupon code, when it belongs to the same brand and
+   was not deactivated at or before the order's time (``CouponLink.deactivated_at``).
 3. **None**: else unattributed (brand sales only, no commission).
+
+Campaign lifecycle (:meth:`CampaignTerms.open_at`): a campaign is *closed* at and after its
+``ends_at`` and during each of its pauses (``paused_at <= t < resumed_at``; an open pause has no
+end). A click of a known campaign attributes only when the campaign was open both when the click
+happened and when the order was placed; a coupon of a known campaign only when the campaign was
+open when the order was placed. A rule that does not apply falls through to the next one (a closed
+campaign's click leaves the order to a coupon, else to none).
 
 Precedence for late arrivals is click > coupon > none: a click that arrives after its order can
 upgrade a coupon or unattributed order; once attributed by click, an order keeps it.
@@ -35,6 +43,7 @@ __all__ = [
     "CampaignTerms",
     "ClickFact",
     "CouponLink",
+    "Pause",
     "attribute",
     "attribution_rank",
     "click_in_window",
@@ -78,7 +87,8 @@ class ClickFact:
 
 @dataclass(frozen=True, slots=True)
 class CouponLink:
-    """A tracking link that holds a coupon code (unique per brand)."""
+    """A tracking link that holds a coupon code (unique per brand). ``deactivated_at``: when the
+    link was deactivated (its coupon attributes only orders placed before that instant)."""
 
     brand_id: str
     coupon_code: str
@@ -86,6 +96,31 @@ class CouponLink:
     campaign_id: str
     link_code: str
     stream_id: str | None = None
+    deactivated_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.deactivated_at is not None:
+            require_utc(self.deactivated_at, "CouponLink.deactivated_at")
+
+    def active_at(self, t: datetime) -> bool:
+        """True when the link was not yet deactivated at ``t``."""
+        return self.deactivated_at is None or t < self.deactivated_at
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """A time a campaign was inactive: ``start <= t < end`` (``end`` ``None``: still paused)."""
+
+    start: datetime
+    end: datetime | None = None
+
+    def __post_init__(self) -> None:
+        require_utc(self.start, "Pause.start")
+        if self.end is not None and require_utc(self.end, "Pause.end") < self.start:
+            raise ValueError(f"a pause ends before it starts: {self.start} > {self.end}")
+
+    def covers(self, t: datetime) -> bool:
+        return self.start <= t and (self.end is None or t < self.end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +134,23 @@ class CampaignTerms:
     attribution_window_days: int = DEFAULT_ATTRIBUTION_WINDOW_DAYS
     hold_days: int = DEFAULT_HOLD_DAYS
     min_payout_minor: int = DEFAULT_MIN_PAYOUT_MINOR
+    ends_at: datetime | None = None  # closed at and after this instant
+    pauses: tuple[Pause, ...] = ()  # closed during each
 
     def __post_init__(self) -> None:
         for name in ("rate_bps", "flat_minor", "attribution_window_days", "hold_days", "min_payout_minor"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"CampaignTerms.{name} must be a non-negative int, got {value!r}")
+        if self.ends_at is not None:
+            require_utc(self.ends_at, "CampaignTerms.ends_at")
+
+    def open_at(self, t: datetime) -> bool:
+        """True when the campaign runs at ``t``: before ``ends_at`` and in none of its pauses."""
+        require_utc(t, "t")
+        if self.ends_at is not None and t >= self.ends_at:
+            return False
+        return not any(p.covers(t) for p in self.pauses)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +217,8 @@ def attribute(
     if click is not None and click.brand_id == order_brand_id:
         terms = _terms_for(click.campaign_id, order_brand_id, campaign_for)
         window = terms.attribution_window_days if terms is not None else DEFAULT_ATTRIBUTION_WINDOW_DAYS
-        if click_in_window(click.occurred_at, order_time, window):
+        open_ = terms is None or (terms.open_at(click.occurred_at) and terms.open_at(order_time))
+        if open_ and click_in_window(click.occurred_at, order_time, window):
             return Attribution(
                 kind="click",
                 creator_id=click.creator_id,
@@ -179,8 +226,10 @@ def attribute(
                 stream_id=click.stream_id,
                 click_id=click.click_id,
             )
-    if coupon_link is not None and coupon_link.brand_id == order_brand_id:
+    if coupon_link is not None and coupon_link.brand_id == order_brand_id and coupon_link.active_at(order_time):
         terms = _terms_for(coupon_link.campaign_id, order_brand_id, campaign_for)
+        if terms is not None and not terms.open_at(order_time):
+            return UNATTRIBUTED
         return Attribution(
             kind="coupon",
             creator_id=coupon_link.creator_id,

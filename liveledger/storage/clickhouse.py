@@ -25,6 +25,8 @@ PAYOUT_BATCHES = "payout_batches"
 PAYOUT_ITEMS = "payout_items"
 CREATOR_LEDGER = "creator_ledger"
 ORDER_VERSIONS = "order_versions"
+# written by the API before each setup change (0105): the audit log, GET /v1/admin/audit
+SETUP_AUDIT = "setup_audit"
 
 EVENT_COLUMNS = ["brand_id", "stream_id", "occurred_at", "event_id", "type", "viewer_id", "product_id", "action",
                  "campaign_id", "creator_id", "link_code", "batch_id", "received_at", "source_partition",
@@ -39,6 +41,8 @@ DLQ_COLUMNS = ["source_topic", "source_partition", "source_offset", "idx", "reas
 PAYOUT_ITEM_COLUMNS = ["payout_id", "plan_id", "period_end", "brand_id", "order_id", "creator_id", "currency",
                        "amount_minor", "paid_at"]
 PAYOUT_BATCH_COLUMNS = ["payout_id", "plan_id", "period_end", "created_at", "lines_json", "carried_json"]
+SETUP_AUDIT_COLUMNS = ["at", "change_id", "seq", "actor", "action", "entity", "entity_id", "before_json",
+                       "after_json"]
 
 COLUMNS = {EVENTS: EVENT_COLUMNS, ORDERS_LEDGER: ORDER_COLUMNS, COMMISSION_VERSIONS: ORDER_COLUMNS,
            REFUNDS: REFUND_COLUMNS, DEAD_LETTERS: DLQ_COLUMNS}
