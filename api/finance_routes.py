@@ -233,6 +233,13 @@ def event_counts(stats: dict[str, int]) -> dict[str, Any]:
         "unaccounted": received - accepted - dedup - dead,
         "orders": {k[len("orders_"):]: v for k, v in sorted(stats.items()) if k.startswith("orders_")},
         "refunds": {k[len("refunds_"):]: v for k, v in sorted(stats.items()) if k.startswith("refunds_")},
+        "cancellations": {k[len("cancellations_"):]: v for k, v in sorted(stats.items())
+                          if k.startswith("cancellations_")},
+        # click hygiene and Shopify deliveries we acknowledge without booking (counted at ingest)
+        "bot_clicks": stats.get("bot_clicks", 0),
+        "repeat_clicks": stats.get("repeat_clicks", 0),
+        "ignored_test_orders": stats.get("ignored_test_orders", 0),
+        "ignored_webhooks": stats.get("ignored_webhooks", 0),
         "dead_letter_reasons": {k[4:]: v for k, v in sorted(stats.items()) if k.startswith("dlq|")},
     }
 

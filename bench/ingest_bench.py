@@ -19,7 +19,7 @@ from bench import wrk
 from bench.common import Proc, free_port, pin, start_module, wait_http
 from bench.config import BenchConfig
 from bench.stack import app_stack
-from loadtests.payloads import dumps, event_batch
+from loadtests.payloads import BROWSER_UA, PREVIEW_BOT_UA, dumps, event_batch
 
 SERVER_CPU = {1}
 EVENTS_PER_BODY = 100
@@ -53,11 +53,26 @@ def run(cfg: BenchConfig, log_dir: Path) -> dict[str, Any]:
             auth = {"Authorization": f"Bearer {world.api_key}", "Content-Type": "application/json"}
             events_lua = wrk.script(work, "events", "POST", body, auth)
             noop_post_lua = wrk.script(work, "noop_post", "POST", body, {"Content-Type": "application/json"})
+            # Click hygiene (ingest/clicks.py): a browser, another client on every request (each
+            # a first click: bot check, client hash, Redis claim, Kafka); the same client again (a
+            # repeat: no Kafka record); a preview bot; and a second ingest with hygiene off (the
+            # redirect as it was before), all in this run.
+            browser = {"User-Agent": BROWSER_UA}
+            plain_port = free_port()
+            plain_url = stack.start_ingest("ingest-no-hygiene", plain_port, env={"LIVELEDGER_CLICK_HYGIENE": "false"})
+            plain_pid = stack.procs["ingest-no-hygiene"].pid
+            pin(plain_pid, SERVER_CPU)
+            first_lua = wrk.script(work, "redirect_first", "GET", None, browser, new_client_per_request=True)
+            repeat_lua = wrk.script(work, "redirect_repeat", "GET", None, {**browser, "X-Forwarded-For": "2001:db8::7"})
+            bot_lua = wrk.script(work, "redirect_bot", "GET", None, {"User-Agent": PREVIEW_BOT_UA})
             link = f"{stack.ingest_url}/l/{world.link_codes[0]}"
             contenders: dict[str, tuple[str, int, Path | None]] = {
                 "aiohttp_asyncio_noop": (f"{bare['asyncio'][1]}/noop", bare["asyncio"][0].pid, None),
                 "aiohttp_uvloop_noop": (f"{bare['uvloop'][1]}/noop", bare["uvloop"][0].pid, None),
-                "ingest_redirect": (link, ingest_pid, None),
+                "ingest_redirect": (link, ingest_pid, first_lua),
+                "ingest_redirect_no_hygiene": (f"{plain_url}/l/{world.link_codes[0]}", plain_pid, first_lua),
+                "ingest_redirect_repeat": (link, ingest_pid, repeat_lua),
+                "ingest_redirect_bot": (link, ingest_pid, bot_lua),
                 "aiohttp_uvloop_noop_post100": (f"{bare['uvloop'][1]}/noop", bare["uvloop"][0].pid, noop_post_lua),
                 "ingest_events100": (f"{stack.ingest_url}/v1/events", ingest_pid, events_lua),
             }
@@ -77,7 +92,9 @@ def run(cfg: BenchConfig, log_dir: Path) -> dict[str, Any]:
                                                ("ingest_events100", contenders["ingest_events100"])):
                 target = best[name].rps / 2
                 delay_ms = conns / target * 1000 if target > 0 else 0
-                if lua_base is None:
+                if name == "ingest_redirect":
+                    lua = wrk.script(work, f"{name}_half", "GET", None, browser, delay_ms, new_client_per_request=True)
+                elif lua_base is None:
                     lua = wrk.script(work, f"{name}_half", "GET", None, None, delay_ms)
                 else:
                     lua = wrk.script(work, f"{name}_half", "POST", body, auth, delay_ms)
@@ -102,6 +119,21 @@ def run(cfg: BenchConfig, log_dir: Path) -> dict[str, Any]:
         "events_p99_half_load_ms": half["ingest_events100"]["p99_ms"],
         "events_baseline_rps": round(best["aiohttp_uvloop_noop_post100"].rps, 1),
         "cpu_us_per_req": round(red.cpu_us_per_req, 1),
+        # click hygiene: µs of ingest CPU per redirect with it (first clicks), without it, and on
+        # its short paths (a repeat, a bot), beside the bare endpoint's
+        "hygiene": {
+            "first_click_cpu_us": round(red.cpu_us_per_req, 1),
+            "no_hygiene_cpu_us": round(best["ingest_redirect_no_hygiene"].cpu_us_per_req, 1),
+            "cost_cpu_us": round(red.cpu_us_per_req - best["ingest_redirect_no_hygiene"].cpu_us_per_req, 1),
+            "repeat_cpu_us": round(best["ingest_redirect_repeat"].cpu_us_per_req, 1),
+            "bot_cpu_us": round(best["ingest_redirect_bot"].cpu_us_per_req, 1),
+            "no_hygiene_rps": round(best["ingest_redirect_no_hygiene"].rps, 1),
+            "repeat_rps": round(best["ingest_redirect_repeat"].rps, 1),
+            "bot_rps": round(best["ingest_redirect_bot"].rps, 1),
+            "ratio_to_bare": round(red.rps / base_uv.rps, 3) if base_uv.rps else None,
+            "no_hygiene_ratio_to_bare": round(best["ingest_redirect_no_hygiene"].rps / base_uv.rps, 3)
+            if base_uv.rps else None,
+        },
         "baseline_cpu_us_per_req": round(base_uv.cpu_us_per_req, 1),
         "aiohttp_baseline_cpu_us_per_req": round(base_asy.cpu_us_per_req, 1),
         "events_cpu_us_per_req": round(ev.cpu_us_per_req, 1),

@@ -60,9 +60,23 @@ def parse(out: str) -> dict[str, Any]:
             "errors": errors, "non_2xx_3xx": int(non.group(1)) if non else 0}
 
 
+# Every request from another client (click hygiene counts one click per client and link an hour):
+# a fresh X-Forwarded-For address per request, believed from the loopback proxy.
+_NEW_CLIENT_PER_REQUEST = """
+local n = 0
+request = function()
+  n = n + 1
+  wrk.headers["X-Forwarded-For"] = string.format("2001:db8:%x:%x::%x", math.random(0, 65535), n % 65536, n)
+  return wrk.format()
+end
+"""
+
+
 def script(work_dir: Path, name: str, method: str = "GET", body: bytes | None = None,
-           headers: dict[str, str] | None = None, delay_ms: float | None = None) -> Path:
-    """A wrk Lua script: method, body (from a file), headers, and an optional mean per-request delay."""
+           headers: dict[str, str] | None = None, delay_ms: float | None = None,
+           new_client_per_request: bool = False) -> Path:
+    """A wrk Lua script: method, body (from a file), headers, an optional mean per-request delay,
+    and optionally another client address (X-Forwarded-For) on every request."""
     work_dir.mkdir(parents=True, exist_ok=True)
     body_path = work_dir / f"{name}.body"
     body_path.write_bytes(body or b"")
@@ -70,7 +84,8 @@ def script(work_dir: Path, name: str, method: str = "GET", body: bytes | None = 
     # exponential think time (mean delay_ms): Poisson-like arrivals, connections never in lock-step
     delay = f"function delay() return -math.log(1 - math.random()) * {delay_ms:.3f} end" if delay_ms else ""
     path = work_dir / f"{name}.lua"
-    path.write_text(_LUA.format(method=method, body=body_path, headers=hdrs, delay=delay))
+    path.write_text(_LUA.format(method=method, body=body_path, headers=hdrs, delay=delay)
+                    + (_NEW_CLIENT_PER_REQUEST if new_client_per_request else ""))
     return path
 
 

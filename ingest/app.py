@@ -25,6 +25,7 @@ import orjson
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from ingest.clicks import BotDetector, RepeatGuard, client_hash, client_ip, client_secret, parse_networks
 from ingest.errors import error_response, json_response
 from ingest.openapi import openapi_spec
 from ingest.signatures import SignatureError, verify_liveledger, verify_shopify
@@ -42,14 +43,20 @@ from liveledger.errors import (
 )
 from liveledger.kafka import start_producer
 from liveledger.settings import Settings
-from liveledger.setup_state import Principal, SetupReplica, Table
+from liveledger.setup_state import Principal, SetupReplica, Table, link_redirect_counts, webhook_secrets
 from liveledger.storage import redis_keys
 from liveledger.topics import topic_name
 from schemas.errors import EmptyRefund, ValidationFailed
 from schemas.events import ClickEvent, validate_batch_events
 from schemas.orders import OrderCreated, OrderRefunded, validate_order_webhook
-from schemas.shopify import normalise_shopify_order, normalise_shopify_refund
+from schemas.shopify import (
+    is_test_order,
+    normalise_shopify_cancellation,
+    normalise_shopify_order,
+    normalise_shopify_refund,
+)
 from schemas.wire import (
+    CancelRecord,
     EventsBatchRecord,
     OrderRecord,
     OrderSource,
@@ -62,6 +69,11 @@ from schemas.wire import (
 log = logging.getLogger("ingest")
 
 _ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# The brand of a native webhook, found in the raw body so that the signature is checked before the
+# body is parsed (the parsed brand_id must then be the same: _accept_order).
+_BRAND_IN_BODY = re.compile(rb'"brand_id"\s*:\s*"([A-Za-z0-9._:-]{1,128})"')
+# Shopify topics we book; every other topic is acknowledged (200) and counted as ignored.
+_SHOPIFY_TOPICS = ("orders/create", "orders/cancelled", "refunds/create")
 _JSON = "application/json"
 SETTINGS_KEY = web.AppKey("settings", Settings)
 
@@ -105,11 +117,17 @@ class IngestState:
         self._flusher: asyncio.Task[None] | None = None
         self.events_topic = topic_name(settings, "events")
         self.orders_topic = topic_name(settings, "orders")
+        self.bots = BotDetector()
+        self.trusted_proxies = parse_networks(settings.trusted_proxies)
+        self.client_secret = client_secret(settings.client_hash_secret, settings.admin_token)
+        self.repeats: RepeatGuard | None = None
 
     async def start(self) -> None:
         self.producer = await start_producer(self.settings)
         await self.setup.start()
-        self.redis = aioredis.from_url(self.settings.redis_url)
+        # Short timeouts: the repeat check is on the redirect path and fails open (docs/ingest.md).
+        self.redis = aioredis.from_url(self.settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self.repeats = RepeatGuard(self.redis, self.settings.topic_prefix)
         self._flusher = asyncio.create_task(self._flush_counters_forever(), name="ingest-counters")
 
     async def stop(self) -> None:
@@ -148,7 +166,12 @@ class IngestState:
             raise unavailable("too many requests in flight, retry shortly", 1, code="overloaded")
         self.inflight += 1
         try:
-            await self.producer.send_and_wait(topic, value, key=key.encode())
+            async with asyncio.timeout(self.settings.ingest_send_timeout_s):
+                await self.producer.send_and_wait(topic, value, key=key.encode())
+        except TimeoutError as exc:  # Kafka unresponsive (a paused broker, a partition): bounded wait
+            self.counters["ingest_send_timeouts"] += 1
+            log.error("kafka send to %s not acknowledged within %.1f s", topic, self.settings.ingest_send_timeout_s)
+            raise unavailable("event log unavailable, retry shortly", 2) from exc
         except Exception as exc:  # Kafka unavailable: the client must retry, nothing was accepted
             log.error("kafka send to %s failed: %r", topic, exc)
             raise unavailable("event log unavailable, retry shortly", 2) from exc
@@ -189,14 +212,21 @@ async def _read_body(request: web.Request, max_bytes: int) -> bytes:
     """
     chunks: list[bytes] = []
     size = 0
-    while True:
-        chunk = await request.content.read(max_bytes + 1 - size)
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > max_bytes:
-            raise payload_too_large(f"body is larger than {max_bytes} bytes", "body", f"more than {max_bytes} bytes")
-        chunks.append(chunk)
+    timeout_s = request.app[SETTINGS_KEY].ingest_body_timeout_s
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                chunk = await request.content.read(max_bytes + 1 - size)
+                if not chunk:
+                    return b"".join(chunks)
+                size += len(chunk)
+                if size > max_bytes:
+                    raise payload_too_large(f"body is larger than {max_bytes} bytes", "body",
+                                            f"more than {max_bytes} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ServiceError(408, "request_timeout", f"the body did not arrive within {timeout_s:g} s",
+                           [{"field": "body", "reason": "too slow"}]) from None
 
 
 def _loads(body: bytes) -> Any:
@@ -205,9 +235,14 @@ def _loads(body: bytes) -> Any:
     except orjson.JSONDecodeError as exc:
         # NaN / Infinity are not JSON, but some shops send them: parse them so that validation
         # names the field ("must be an integer") instead of rejecting the whole body as garbage.
+        # orjson refuses nesting deeper than 1024 levels; json.loads would recurse until
+        # RecursionError, so it only sees bodies orjson refused for another reason.
+        if "recursion" in str(exc).lower():
+            raise ServiceError(400, "malformed_json", "body is not valid JSON",
+                               [{"field": "body", "reason": "nested deeper than 1024 levels"}]) from exc
         try:
             return json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise ServiceError(400, "malformed_json", "body is not valid JSON",
                                [{"field": "body", "reason": str(exc)}]) from exc
 
@@ -217,38 +252,87 @@ def _loads(body: bytes) -> Any:
 
 async def healthz(request: web.Request) -> web.Response:
     st = _state(request)
-    return json_response(200, {"status": "ok", "inflight": st.inflight, "setup_records": st.setup.position})
+    return json_response(200, {"status": "ok", "inflight": st.inflight, "setup_records": st.setup.position,
+                               "setup_catch_ups": st.setup.end_offset_requests})
 
 
 async def openapi(request: web.Request) -> web.Response:
     return json_response(200, openapi_spec())
 
 
+def _redirect_response(destination: str, click_id: str | None, window_days: int) -> web.Response:
+    """The 302: with ``ll_click`` (query parameter and cookie) when the redirect carries a click."""
+    if click_id is None:
+        return web.Response(status=302, headers={"Location": destination, "Cache-Control": "no-store"})
+    # The Set-Cookie header is written directly: the click id is [a-z0-9:] (nothing to quote), and
+    # http.cookies' Morsel cost ~5 % of a redirect's CPU (docs/benchmarks.md).
+    return web.Response(status=302, headers={
+        "Location": add_query_param(destination, "ll_click", click_id),
+        "Cache-Control": "no-store",
+        "Set-Cookie": f"ll_click={click_id}; Max-Age={window_days * 86400}; Path=/; SameSite=Lax",
+    })
+
+
 async def redirect(request: web.Request) -> web.Response:
+    """``GET``/``HEAD /l/{code}`` with click hygiene (contract "Click hygiene", ingest/clicks.py):
+    HEAD, bots and links that no longer count redirect without a click; a repeat of the same client
+    within the hour gets its first click id back."""
     st = _state(request)
     code = request.match_info["code"]
     link = await st.lookup("links", code)
     if link is None:
         raise not_found("unknown link", "link_code", "unknown")
-    campaign = st.setup.state.campaigns.get(link["campaign_id"], {})
-    click_id = new_click_id()
+    destination: str = link["destination_url"]
     now = utc_now()
+    if request.method == "HEAD":
+        st.counters["head_requests"] += 1
+        return _redirect_response(destination, None, 0)
+    state = st.setup.state
+    if not link_redirect_counts(state, link, now):
+        st.counters["inactive_link_redirects"] += 1
+        return _redirect_response(destination, None, 0)
+    campaign = state.campaigns.get(link["campaign_id"], {})
+    window_days = int(campaign.get("attribution_window_days", 30))
+    click_id = new_click_id()
+    client = None
+    if st.settings.click_hygiene:
+        user_agent = request.headers.get("User-Agent", "")
+        if st.bots.is_bot(user_agent):
+            st.counters["bot_clicks"] += 1
+            return _redirect_response(destination, None, 0)
+        client = client_hash(st.client_secret, client_ip(request.remote, request.headers.get("X-Forwarded-For"),
+                                                         st.trusted_proxies), user_agent)
+        claimed = await _claim(st, code, client, click_id)
+        if claimed is not None:  # a repeat: the first click id again, no new click
+            st.counters["repeat_clicks"] += 1
+            return _redirect_response(destination, claimed, window_days)
     # Hot path: parts straight from the setup record, no re-validation.
     click = WireClickEvent.assemble({
         "event_id": click_id, "type": "click", "stream_id": link.get("stream_id"), "viewer_id": None,
         "product_id": link.get("product_id"), "campaign_id": link["campaign_id"], "creator_id": link["creator_id"],
-        "link_code": code, "occurred_at": now})
+        "link_code": code, "client_hash": client, "occurred_at": now})
     record = EventsBatchRecord.build(batch_id=str(uuid.uuid4()), brand_id=link["brand_id"], source="redirect",
                                      received_at=now, events=[click])
-    await st.send(st.events_topic, link["brand_id"], record.to_bytes())
-    window_days = int(campaign.get("attribution_window_days", 30))
-    # The Set-Cookie header is written directly: the click id is [a-z0-9:] (nothing to quote), and
-    # http.cookies' Morsel cost ~5 % of a redirect's CPU (docs/benchmarks.md).
-    return web.Response(status=302, headers={
-        "Location": add_query_param(link["destination_url"], "ll_click", click_id),
-        "Cache-Control": "no-store",
-        "Set-Cookie": f"ll_click={click_id}; Max-Age={window_days * 86400}; Path=/; SameSite=Lax",
-    })
+    try:
+        await st.send(st.events_topic, link["brand_id"], record.to_bytes())
+    except ServiceError:
+        if st.repeats is not None and client is not None:  # not recorded: a retry must get a fresh click
+            await st.repeats.release(code, client, click_id)
+        raise
+    return _redirect_response(destination, click_id, window_days)
+
+
+async def _claim(st: IngestState, code: str, client: str, click_id: str) -> str | None:
+    """The earlier click id of this client on this link, or ``None`` (this click counts). Fails
+    open: with Redis unreachable the click counts (a possible repeat beats a lost click)."""
+    if st.repeats is None:
+        return None
+    try:
+        return await st.repeats.claim(code, client, click_id)
+    except Exception as exc:
+        st.counters["repeat_check_unavailable"] += 1
+        log.warning("repeat-click check unavailable, counting the click: %r", exc)
+        return None
 
 
 def _batch_problem(payload: Any, max_events: int) -> ServiceError | None:
@@ -333,20 +417,22 @@ async def post_order_webhook(request: web.Request) -> web.Response:
     st = _state(request)
     settings = st.settings
     _check_json_request(request, settings.max_body_bytes)
-    body = await _read_body(request, settings.max_body_bytes)
     signature = request.headers.get("X-LiveLedger-Signature")
     if not signature:
         raise unauthorized("missing X-LiveLedger-Signature header", "X-LiveLedger-Signature")
-    payload = _loads(body)
-    brand_id = payload.get("brand_id") if isinstance(payload, dict) else None
+    body = await _read_body(request, settings.max_body_bytes)
+    # Signature before parsing: the brand (whose secret signs) is found in the raw bytes.
+    found = _BRAND_IN_BODY.search(body)
+    brand_id = found.group(1).decode() if found else None
     brand = await st.lookup("brands", brand_id)
-    if brand is None or not isinstance(brand_id, str):
+    if brand is None or brand_id is None:
         raise unauthorized("cannot verify the signature: unknown brand_id", "brand_id")
+    now = utc_now()
     try:
-        verify_liveledger(signature, body, brand["webhook_secret"], time.time(), settings.webhook_tolerance_s)
+        verify_liveledger(signature, body, webhook_secrets(brand, now), time.time(), settings.webhook_tolerance_s)
     except SignatureError as exc:
         raise unauthorized(str(exc), "X-LiveLedger-Signature") from exc
-    now = utc_now()
+    payload = _loads(body)
     try:
         order = validate_order_webhook(payload, now)
     except ValidationFailed as exc:
@@ -370,40 +456,69 @@ async def _accept_order(st: IngestState, brand_id: str, order: OrderCreated | Or
 
 
 async def post_shopify_webhook(request: web.Request) -> web.Response:
+    """Shopify as it really sends (contract): HMAC first; test orders and topics we do not book are
+    acknowledged with 200 and counted, so Shopify neither retries nor drops the subscription."""
     st = _state(request)
     settings = st.settings
     brand_id = request.match_info["brand_id"]
     _check_json_request(request, settings.max_body_bytes)
-    body = await _read_body(request, settings.max_body_bytes)
+    hmac_header = request.headers.get("X-Shopify-Hmac-Sha256")
+    if not hmac_header:
+        raise unauthorized("missing X-Shopify-Hmac-Sha256 header", "X-Shopify-Hmac-Sha256")
     brand = await st.lookup("brands", brand_id)
     if brand is None:
         raise unauthorized("cannot verify the HMAC: unknown brand", "brand_id")
+    body = await _read_body(request, settings.max_body_bytes)
+    now = utc_now()
     try:
-        verify_shopify(request.headers.get("X-Shopify-Hmac-Sha256"), body, brand["webhook_secret"])
+        verify_shopify(hmac_header, body, webhook_secrets(brand, now))
     except SignatureError as exc:
         raise unauthorized(str(exc), "X-Shopify-Hmac-Sha256") from exc
     topic = request.headers.get("X-Shopify-Topic", "")
     webhook_id = request.headers.get("X-Shopify-Webhook-Id", "")
     if not webhook_id or not _ID_RE.match(webhook_id) or len(webhook_id) > 100:
         raise invalid("X-Shopify-Webhook-Id: missing or invalid", "X-Shopify-Webhook-Id", "missing or invalid")
+    if topic not in _SHOPIFY_TOPICS:
+        st.counters["ignored_webhooks"] += 1
+        st.counters[f"ignored_webhooks|{topic[:40]}"] += 1
+        return json_response(200, {"accepted": 0, "ignored": f"topic {topic[:100]!r} is not used"})
     payload = _loads(body)
-    now = utc_now()
+    if topic != "refunds/create" and is_test_order(payload):
+        st.counters["ignored_test_orders"] += 1
+        return json_response(200, {"accepted": 0, "ignored": "test order"})
     try:
+        if topic == "orders/cancelled":
+            return await _accept_cancellation(st, brand_id, payload, webhook_id, now)
         order: OrderCreated | OrderRefunded
         if topic == "orders/create":
             order = normalise_shopify_order(payload, brand_id, webhook_id, now)
-        elif topic == "refunds/create":
-            order = normalise_shopify_refund(payload, brand_id, webhook_id, brand["currency"], now)
         else:
-            raise invalid(f"X-Shopify-Topic: unsupported topic {topic!r}", "X-Shopify-Topic",
-                          "expected orders/create or refunds/create")
+            order = normalise_shopify_refund(payload, brand_id, webhook_id, brand["currency"], now)
     except EmptyRefund as exc:
         # Valid Shopify input that gives back no item revenue (shipping-only, restock): acknowledge
         # so Shopify stops retrying, record nothing.
         return json_response(200, {"accepted": 0, "ignored": str(exc)})
     except ValidationFailed as exc:
         raise validation_failed(exc) from exc
-    return await _accept_order(st, brand_id, order, now, "shopify")
+    response = await _accept_order(st, brand_id, order, now, "shopify")
+    if isinstance(order, OrderCreated) and isinstance(payload, dict) and payload.get("cancelled_at"):
+        # created already cancelled: booked, then cancelled (same key, so the ledger sees them in order)
+        await _accept_cancellation(st, brand_id, payload, webhook_id, now)
+    return response
+
+
+async def _accept_cancellation(st: IngestState, brand_id: str, payload: Any, webhook_id: str,
+                               now: datetime) -> web.Response:
+    try:
+        order_id, cancelled_at = normalise_shopify_cancellation(payload, now)
+    except ValidationFailed as exc:
+        raise validation_failed(exc) from exc
+    event_id = f"shopify-cancel:{webhook_id}"
+    record = CancelRecord.model_construct(v=1, event_id=event_id, type="order.cancelled", brand_id=brand_id,
+                                          order_id=order_id, occurred_at=min(cancelled_at, now),
+                                          received_at=now, source="shopify")
+    await st.send(st.orders_topic, brand_id, record.to_bytes())
+    return json_response(202, {"accepted": 1, "event_id": event_id})
 
 
 @web.middleware
@@ -413,13 +528,22 @@ async def errors_middleware(request: web.Request, handler: Any) -> web.StreamRes
         return response
     except ServiceError as exc:
         request.app[STATE_KEY].counters[f"ingest_http|{exc.status}|{exc.code}"] += 1
-        return error_response(exc)
+        response = error_response(exc)
+        if exc.status == 408:  # the rest of a slow body is not waited for (aiohttp would linger 10 s)
+            response.force_close()
+        return response
     except web.HTTPRequestEntityTooLarge:
         return error_response(payload_too_large("body too large"))
     except web.HTTPException as exc:
         if exc.status >= 400:
             return error_response(ServiceError(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason))
         raise
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # a bug: logged with its traceback here, never sent to the client
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        request.app[STATE_KEY].counters["ingest_http|500|internal_error"] += 1
+        return error_response(ServiceError(500, "internal_error", "internal error; it was logged"))
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     webhook_tolerance_s: int = 300
     # In-flight Kafka sends per ingest process before answering 503 + Retry-After.
     ingest_max_inflight: int = 2000
+    # A Kafka write not acknowledged within this long is answered 503 + Retry-After (the client
+    # retries; the record may still land, and every consumer de-duplicates by event id).
+    ingest_send_timeout_s: float = 5.0
     # API hostile-input guards (api/guards.py, api/server.py; docs/api.md "Limits"): JSON bodies
     # (the brand CSV upload has its own 20 MiB), request heads, slow bodies, idle connections.
     api_max_body_bytes: int = 1024 * 1024
@@ -48,6 +51,15 @@ class Settings(BaseSettings):
     # Per-key rate limits of the API (`limits` notation, per API process; the admin token is exempt).
     api_rate_limit_reads: str = "100/second"
     api_rate_limit_writes: str = "20/second"
+    # Click hygiene (ingest/clicks.py): the secret of the client hash (IP + User-Agent); empty:
+    # derived from admin_token. Proxies whose X-Forwarded-For is believed (comma-separated CIDRs).
+    click_hygiene: bool = True  # false: every GET redirect counts (benchmarks measure the difference)
+    client_hash_secret: str = ""
+    trusted_proxies: str = "127.0.0.1/32,::1/128"
+    # Ingest connections: closed when idle, or when a request's headers are not complete, after
+    # this long; a request body must arrive within ingest_body_timeout_s (408 otherwise).
+    ingest_idle_timeout_s: float = 15.0
+    ingest_body_timeout_s: float = 10.0
 
 
 @lru_cache(maxsize=1)

@@ -204,6 +204,7 @@ class SetupReplica:
         self._end_offsets_lock = asyncio.Lock()
         self._queued: asyncio.Future[int] | None = None
         self._fetches: set[asyncio.Task[None]] = set()
+        self.end_offset_requests = 0  # catch-ups that reached Kafka (single flight: see _end_offset)
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -273,6 +274,7 @@ class SetupReplica:
             async with self._end_offsets_lock:
                 if self._queued is result:
                     self._queued = None  # started: callers from now on need a later request
+                self.end_offset_requests += 1
                 end = (await self._consumer.end_offsets([self._tp]))[self._tp]
         except asyncio.CancelledError:
             result.cancel()

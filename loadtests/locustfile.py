@@ -26,6 +26,7 @@ from locust.env import Environment
 
 from liveledger.settings import get_settings
 from loadtests.payloads import (
+    BROWSER_UA,
     World,
     dumps,
     event_batch,
@@ -106,7 +107,11 @@ class Viewer(FastHttpUser):
     def follow_link(self) -> None:
         w = world()
         code = random.choice(w.link_codes)
-        with self.client.get(f"/l/{code}", name="/l/{code}", allow_redirects=False,
+        # a browser, and every tap another viewer of a large audience (click hygiene counts one
+        # click per client and link an hour; X-Forwarded-For is believed from the loopback proxy)
+        address = f"2001:db8:{random.getrandbits(16):x}:{random.getrandbits(16):x}::{random.getrandbits(16):x}"
+        headers = {"User-Agent": BROWSER_UA, "X-Forwarded-For": address}
+        with self.client.get(f"/l/{code}", name="/l/{code}", allow_redirects=False, headers=headers,
                              catch_response=True) as resp:
             if resp.status_code != 302:
                 resp.failure(f"expected 302, got {resp.status_code}")

@@ -156,3 +156,10 @@ def shopify_headers(world: World, body: bytes, topic: str = "orders/create") -> 
 
 def dumps(obj: Json) -> bytes:
     return orjson.dumps(obj)
+
+
+# Click hygiene (ingest/clicks.py): HTTP libraries' own User-Agents are on the crawler list and
+# count no click, so load generators send a browser's, and a client address of their own.
+BROWSER_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+              "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1")
+PREVIEW_BOT_UA = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"

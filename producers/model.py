@@ -100,6 +100,11 @@ class PlannedRedirect:
     slot: str
     link_key: str
     sim_ms: int
+    # Who opens the link (the simulator maps it to a User-Agent and an IP, docs/simulator.md):
+    # "" = a client of its own (the slot); another redirect's slot = that client again (a repeat
+    # within the hour: ingest answers with the first click id and counts no click).
+    client: str = ""
+    bot: bool = False  # a link-preview bot: the 302 carries no click
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,16 @@ class PlannedRefund:
 
 
 @dataclass(frozen=True)
+class PlannedCancel:
+    """Shopify ``orders/cancelled`` for an order planned earlier (net becomes 0)."""
+
+    brand_id: str
+    order: PlannedOrder
+    sim_ms: int
+    webhook_id: str
+
+
+@dataclass(frozen=True)
 class BatchOp:
     events: tuple[PlannedEvent, ...]
     retry: bool = False  # sent twice: the first answer is treated as a timeout
@@ -169,6 +184,10 @@ class WebhookOp:
     refund: PlannedRefund | None = None
     retry: bool = False
     resend: bool = False  # a duplicate delivery of a webhook planned earlier
+    cancel: PlannedCancel | None = None
+    # Shopify deliveries that must be acknowledged and booked as nothing: "test" (a test order
+    # of ``order``, "test": true) or another topic name (e.g. "customers/update")
+    ignored: str = ""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from producers.model import (
     LinkSpec,
     OrderLine,
     Plan,
+    PlannedCancel,
     PlannedEvent,
     PlannedOrder,
     PlannedRedirect,
@@ -44,6 +45,10 @@ HELD_CLICK_RATE = 0.08  # click orders whose click batch is sent only after the 
 # convert visibly differently, so the brand's creator leaderboard means something.
 CART_TO_ORDER_BY_CREATOR = (0.7, 0.35, 0.55, 0.2, 0.45, 0.6)
 EARLY_REFUND_RATE = 0.2  # refunds sent before their order
+BOT_REDIRECT_RATE = 0.05  # redirects preceded by a link-preview bot (Slack, WhatsApp, ...) unfurling the link
+REPEAT_REDIRECT_RATE = 0.08  # redirects opened again by the same person within the hour
+SHOPIFY_CANCEL_RATE = 0.08  # Shopify orders later cancelled (orders/cancelled)
+SHOPIFY_NOISE_RATE = 0.05  # per Shopify order: a test order; and (again) a delivery of another topic
 MIN_BATCH, MAX_BATCH = 50, 500
 
 
@@ -183,6 +188,7 @@ class _StreamPlanner:
         self.featured = rng.sample(self.products, min(4, len(self.products)))
         self.tl = _Timeline(int(cfg.tick_seconds * 1000))
         self.viewer_pool = viewer_pool
+        self.extras_rng = random.Random(f"{cfg.seed}:shopify-extras:{k}")
         self.pfx = f"{cfg.id_prefix}-s{k}"
         self.n = 0
         self.shop_ids = 0
@@ -337,6 +343,30 @@ class _StreamPlanner:
             self._webhook(self.tl.tick(sim_ms) + self.rng.randint(0, 2), 4, order=again)
         if self.rng.random() < self.cfg.refund_rate:
             self._refunds(order, items - discount)
+        if source == "shopify":
+            self._shopify_extras(order)
+
+    def _shopify_extras(self, order: PlannedOrder) -> None:
+        """What a real shop also sends (contract "Shopify as it really sends"): cancellations,
+        test orders and topics we do not book. A random stream of its own, as for hygiene."""
+        rng = self.extras_rng
+
+        def webhook_id() -> str:
+            return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+        if rng.random() < SHOPIFY_CANCEL_RATE:
+            when = order.sim_ms + rng.randint(60_000, 600_000)
+            cancel = PlannedCancel(order.brand_id, order, when, webhook_id())
+            self.tl.webhooks[self.tl.tick(when)].append(WebhookOp(4, cancel=cancel))
+            if rng.random() < 0.3:  # Shopify re-delivers it (same webhook id)
+                self.tl.webhooks[self.tl.tick(when) + 1].append(WebhookOp(5, cancel=cancel, resend=True))
+        if rng.random() < SHOPIFY_NOISE_RATE:
+            test = replace(order, order_id=str(self._shopify_int()), webhook_id=webhook_id())
+            self.tl.webhooks[self.tl.tick(order.sim_ms)].append(WebhookOp(3, order=test, ignored="test"))
+        if rng.random() < SHOPIFY_NOISE_RATE:
+            topic = rng.choice(["orders/updated", "orders/paid", "customers/update", "fulfillments/create"])
+            other = replace(order, webhook_id=webhook_id())
+            self.tl.webhooks[self.tl.tick(order.sim_ms) + 1].append(WebhookOp(5, order=other, ignored=topic))
 
     def _refunds(self, order: PlannedOrder, net: int) -> None:
         n_refunds = 2 if self.rng.random() < 0.15 else 1
@@ -451,6 +481,7 @@ class _StreamPlanner:
                 self.order(
                     self._redirect_time(slot) + rng.randint(30_000, 300_000), "redirect", click_redirect_slot=slot
                 )
+        self._hygiene_traffic()
         base = max(self.click_orders, 5)
         for _ in range(int(base * cfg.coupon_rate + rng.random())):
             when = rng.randint(0, duration)
@@ -461,6 +492,24 @@ class _StreamPlanner:
 
     def _redirect_time(self, slot: str) -> int:
         return next(r.sim_ms for rs in self.tl.redirects.values() for r in rs if r.slot == slot)
+
+    def _hygiene_traffic(self) -> None:
+        """What real links get besides people (contract "Click hygiene"): link-preview bots that
+        unfurl a shared link, and people who open it again within the hour. Drawn from a random
+        stream of its own, so the rest of the plan does not change with these rates."""
+        rng = random.Random(f"{self.cfg.seed}:hygiene:{self.k}")
+        for planned in list(self.tl.redirects.values()):
+            for r in list(planned):
+                if r.bot or r.client:
+                    continue
+                if rng.random() < BOT_REDIRECT_RATE:
+                    when = max(0, r.sim_ms - rng.randint(1_000, 30_000))  # the preview comes first
+                    self.tl.redirects[self.tl.tick(when)].append(
+                        PlannedRedirect(self._id("rb"), r.link_key, when, bot=True))
+                if rng.random() < REPEAT_REDIRECT_RATE:
+                    when = r.sim_ms + rng.randint(5_000, 120_000)
+                    self.tl.redirects[self.tl.tick(when)].append(
+                        PlannedRedirect(self._id("rr"), r.link_key, when, client=r.slot))
 
     def _redirect(self, link: LinkSpec, sim_ms: int) -> str:
         slot = self._id("rd")

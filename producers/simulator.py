@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import re
 import sys
 import time
@@ -26,13 +27,21 @@ from producers.model import (
     BatchOp,
     LinkSpec,
     Plan,
+    PlannedCancel,
     PlannedEvent,
     PlannedOrder,
     PlannedRedirect,
     PlannedRefund,
     WebhookOp,
 )
-from producers.money import DAY_MS, ms_to_rfc3339, now_ms
+from producers.money import (
+    DAY_MS,
+    SHOP_UTC_OFFSET_MINUTES,
+    ceil_to_second,
+    ms_to_rfc3339,
+    ms_to_shopify_time,
+    now_ms,
+)
 from producers.plan import build_plan
 from producers.signing import NATIVE_HEADER, SHOPIFY_HMAC_HEADER, native_signature, shopify_hmac
 from producers.transport import Http, Reply
@@ -64,7 +73,48 @@ COUNTERS = (
     "refunds_failed",
     "refund_duplicates_sent",
     "refunds_before_order_sent",
+    "bot_redirects_sent",
+    "bot_redirects_ignored",
+    "bot_redirects_counted",
+    "repeat_redirects_sent",
+    "repeat_clicks_matched",
+    "repeat_clicks_mismatched",
+    "cancellations_sent",
+    "cancellations_acked",
+    "cancellations_failed",
+    "cancellation_duplicates_sent",
+    "ignored_test_orders_sent",
+    "ignored_test_orders_acked",
+    "ignored_webhooks_sent",
+    "ignored_webhooks_acked",
 )
+# Link previews and people (click hygiene): a preview bot of the crawler list, and browsers. Each
+# simulated client gets an address of its own in 2001:db8::/32 (documentation range) sent as
+# X-Forwarded-For, which ingest believes from a trusted proxy (loopback by default).
+PREVIEW_BOT_UA = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"
+BROWSER_AGENTS = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.4 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 "
+    "Mobile Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 "
+    "Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 "
+    "Safari/605.1.15",
+)
+
+
+def _client_digest(client: str) -> bytes:
+    return hashlib.blake2b(client.encode(), digest_size=8).digest()
+
+
+def browser_agent(client: str) -> str:
+    return BROWSER_AGENTS[_client_digest(client)[0] % len(BROWSER_AGENTS)]
+
+
+def client_address(client: str) -> str:
+    d = _client_digest(client).hex()
+    return f"2001:db8:{d[0:4]}:{d[4:8]}:{d[8:12]}:{d[12:16]}::1"
 
 
 class SetupError(RuntimeError):
@@ -287,12 +337,25 @@ class Runner:
 
     async def redirect(self, op: PlannedRedirect) -> None:
         code = self.keys.link_code[op.link_key]
-        self.counts["redirects_sent"] += 1
-        (reply,) = await self._send("GET", f"{self.ingest}/l/{code}", None, {}, False)
+        client = op.client or op.slot
+        headers = {"User-Agent": PREVIEW_BOT_UA if op.bot else browser_agent(client),
+                   "X-Forwarded-For": client_address(client)}
+        (reply,) = await self._send("GET", f"{self.ingest}/l/{code}", None, headers, False)
         received = now_ms()
         location = reply.headers.get("Location", "")
         found = parse_qs(urlsplit(location).query).get("ll_click")
         click = found[0] if found else None
+        if op.bot:  # a link preview: redirected, never a click
+            self.counts["bot_redirects_sent"] += 1
+            self.counts["bot_redirects_counted" if click or reply.status != 302 else "bot_redirects_ignored"] += 1
+            return
+        if op.client:  # the same person again within the hour: the first click id, no new click
+            self.counts["repeat_redirects_sent"] += 1
+            first = self.redirect_click.get(op.client)
+            if first is not None:
+                self.counts["repeat_clicks_matched" if click == first[0] else "repeat_clicks_mismatched"] += 1
+            return
+        self.counts["redirects_sent"] += 1
         if reply.status != 302 or not click:
             self.counts["redirects_failed"] += 1
             self.rejections[f"redirect:{reply.status}"] += 1
@@ -311,10 +374,44 @@ class Runner:
         return None, None
 
     async def webhook(self, op: WebhookOp) -> None:
-        if op.order is not None:
+        if op.cancel is not None:
+            await self._cancel(op.cancel, op)
+        elif op.ignored and op.order is not None:
+            await self._ignored(op.order, op.ignored)
+        elif op.order is not None:
             await self._order(op.order, op)
         elif op.refund is not None:
             await self._refund(op.refund, op)
+
+    async def _cancel(self, cancel: PlannedCancel, op: WebhookOp) -> None:
+        """Shopify ``orders/cancelled``: the order's payload with ``cancelled_at`` (booked: net 0)."""
+        key = (cancel.brand_id, cancel.order.order_id)
+        order_ms = self.order_ms.get(key)
+        if order_ms is None:  # its order was never sent: nothing to cancel
+            return
+        ms = ceil_to_second(max(min(self.clock.wall_ms(cancel.sim_ms), now_ms()), order_ms + 1000))
+        off = SHOP_UTC_OFFSET_MINUTES[cancel.order.currency]
+        body = {**render.shopify_order_body(cancel.order, None, order_ms),
+                "cancelled_at": ms_to_shopify_time(ms, off), "cancel_reason": "customer"}
+        self.counts["cancellations_sent"] += 1
+        self.counts["cancellation_duplicates_sent"] += op.resend
+        acked = await self._deliver(cancel.brand_id, "shopify", "orders/cancelled", body, cancel.webhook_id, False)
+        self.counts["cancellations_acked"] += acked
+        self.counts["cancellations_failed"] += 1 - acked
+        if acked:
+            self.log.cancellations.append(key)
+
+    async def _ignored(self, order: PlannedOrder, what: str) -> None:
+        """A delivery Shopify sends that must be acknowledged (200) and booked as nothing."""
+        ms = self.clock.wall_ms(order.sim_ms)
+        body = render.shopify_order_body(order, None, ceil_to_second(min(ms, now_ms())))
+        topic = "orders/create" if what == "test" else what
+        if what == "test":
+            body["test"] = True
+        name = "ignored_test_orders" if what == "test" else "ignored_webhooks"
+        self.counts[f"{name}_sent"] += 1
+        self.counts[f"{name}_acked"] += await self._deliver(order.brand_id, "shopify", topic, body,
+                                                            order.webhook_id, False)
 
     async def _deliver(self, brand_id: str, source: str, topic: str, body: Json, webhook_id: str, retry: bool) -> int:
         """Deliver a signed webhook; returns how many deliveries were acknowledged (a retry sends two)."""
@@ -477,6 +574,7 @@ async def run_simulation(config: SimConfig) -> GroundTruth:
             "redirect_click_ids": sorted(c for c, _, _ in runner.log.redirect_clicks),
             "orders": sorted({f"{o.brand_id}/{o.order_id}" for o in runner.log.orders}),
             "refunds": sorted({f"{r.brand_id}/{r.refund_id}" for r in runner.log.refunds}),
+            "cancellations": sorted({f"{b}/{o}" for b, o in runner.log.cancellations}),
         }
     return GroundTruth(document, runner.log)
 

@@ -89,6 +89,7 @@ class AckLog:
     redirect_clicks: list[tuple[str, str, int]] = field(default_factory=list)  # (click_id, link_code, ms)
     orders: list[OrderFact] = field(default_factory=list)
     refunds: list[RefundFact] = field(default_factory=list)
+    cancellations: list[tuple[str, str]] = field(default_factory=list)  # (brand_id, order_id)
 
 
 # --- payload normalisation (exact, Decimal) -------------------------------------------------------
@@ -214,9 +215,12 @@ def attribute(setup: TruthSetup, log: AckLog) -> list[_Attributed]:
     refunded: dict[tuple[str, str], int] = defaultdict(int)
     for r in refunds.values():
         refunded[(r.brand_id, r.order_id)] += r.amount_minor
+    cancelled = set(log.cancellations)
     out: list[_Attributed] = []
     for key, o in orders.items():
         gross = max(0, o.items_minor - o.discount_minor)
+        if key in cancelled:  # net 0, as if the rest were refunded (docs/money-rules.md)
+            refunded[key] = max(refunded[key], gross)
         net = max(0, gross - refunded[key])
         c = clicks.get(o.click_id) if o.click_id else None
         window = setup.campaigns[c.campaign_id].window_days if c and c.campaign_id in setup.campaigns else 30

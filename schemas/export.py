@@ -46,6 +46,7 @@ MODELS: Final[dict[str, Any]] = {
     "EventsBatchRecord": wire.EventsBatchRecord,
     "OrderRecord": wire.OrderRecord,
     "RefundRecord": wire.RefundRecord,
+    "CancelRecord": wire.CancelRecord,
     "LedgerOrderFact": wire.LedgerOrderFact,
     "LedgerRefundFact": wire.LedgerRefundFact,
 }
@@ -155,6 +156,12 @@ EXAMPLES: Final[dict[str, tuple[str, Any]]] = {
         "type": "order.refunded", "brand_id": "b1", "order_id": "820982911946154508",
         "refund_id": "509562969", "amount_minor": 19567, "currency": "USD",
         "occurred_at": "2026-11-25T20:04:00.000Z", "received_at": "2026-11-25T20:04:00.500Z",
+        "source": "shopify",
+    }),
+    "cancel_record": ("CancelRecord", {
+        "v": 1, "event_id": "shopify-cancel:7c1d3a52-2f6b-4d0e-9a51-0d4f7f4c2b11",
+        "type": "order.cancelled", "brand_id": "b1", "order_id": "820982911946154508",
+        "occurred_at": "2026-11-25T20:05:00.000Z", "received_at": "2026-11-25T20:05:00.300Z",
         "source": "shopify",
     }),
     "ledger_order_fact": ("LedgerOrderFact", {

@@ -23,6 +23,7 @@ from schemas.time import UtcDatetime, utcnow
 
 __all__ = [
     "CLICK_PARAM",
+    "ShopifyCancellation",
     "ShopifyDecimal",
     "ShopifyDiscountCode",
     "ShopifyLineItem",
@@ -34,6 +35,8 @@ __all__ = [
     "ShopifyRefundLineItem",
     "ShopifyTransaction",
     "click_id_from_order",
+    "is_test_order",
+    "normalise_shopify_cancellation",
     "normalise_shopify_order",
     "normalise_shopify_refund",
 ]
@@ -124,6 +127,14 @@ class ShopifyOrder(BaseModel):
     discount_codes: list[ShopifyDiscountCode] = []
     note_attributes: list[ShopifyNoteAttribute] = []
     landing_site: str | None = None
+
+
+class ShopifyCancellation(BaseModel):
+    """The ``orders/cancelled`` payload: the Order resource with ``cancelled_at`` set."""
+
+    model_config = _LENIENT
+    id: int
+    cancelled_at: UtcDatetime | None = None
 
 
 class ShopifyRefundLineItem(BaseModel):
@@ -328,3 +339,15 @@ def normalise_shopify_refund(
         return OrderRefunded.model_validate(raw, context={"now": now or utcnow()})
     except ValidationError as exc:
         raise ValidationFailed(errors_from_pydantic(exc)) from None
+
+
+def is_test_order(payload: Any) -> bool:
+    """Shopify's sample and test-mode orders carry ``"test": true``: never revenue."""
+    return isinstance(payload, dict) and payload.get("test") is True
+
+
+def normalise_shopify_cancellation(payload: Any, now: datetime) -> tuple[str, datetime]:
+    """``orders/cancelled`` (or an ``orders/create`` that arrives already cancelled) → ``(order_id,
+    cancelled_at)``; ``cancelled_at`` falls back to ``now``. Raises :class:`ValidationFailed`."""
+    cancellation: ShopifyCancellation = _validate(ShopifyCancellation, payload)
+    return str(cancellation.id), cancellation.cancelled_at or now

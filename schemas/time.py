@@ -77,7 +77,10 @@ def parse_rfc3339(s: str) -> datetime:
         dt = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(_NOT_RFC3339 + " (a field is out of range)") from None
-    return dt.astimezone(UTC) if dt.utcoffset() else dt.replace(tzinfo=UTC)
+    try:
+        return dt.astimezone(UTC) if dt.utcoffset() else dt.replace(tzinfo=UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is after year 9999 in UTC
+        raise ValueError(_NOT_RFC3339 + " (outside the years 1-9999 in UTC)") from None
 
 
 def format_rfc3339(dt: datetime) -> str:
@@ -124,7 +127,10 @@ def _to_utc(value: Any) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise PydanticCustomError("rfc3339", "naive date-time: an offset is required")
-        return _truncate_ms(value.astimezone(UTC))
+        try:
+            return _truncate_ms(value.astimezone(UTC))
+        except OverflowError:
+            raise PydanticCustomError("rfc3339", "outside the years 1-9999 in UTC") from None
     raise PydanticCustomError("rfc3339", "{reason}", {"reason": _NOT_RFC3339})
 
 

@@ -29,6 +29,7 @@ from schemas.time import WireDatetime, format_rfc3339, to_ms
 
 __all__ = [
     "WIRE_VERSION",
+    "CancelRecord",
     "DeadLetter",
     "DecodedEvents",
     "EventSource",
@@ -116,6 +117,8 @@ class WireClickEvent(_Record):
     campaign_id: Id | None = None
     creator_id: Id | None = None
     link_code: Id | None = None
+    # Redirect clicks: keyed hash of the client's IP and User-Agent (ingest/clicks.py), never the IP.
+    client_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None = None
     occurred_at: WireDatetime
 
 
@@ -185,7 +188,7 @@ def to_wire_event(
             "event_id": event.event_id, "type": "click", "stream_id": event.stream_id,
             "viewer_id": event.viewer_id, "product_id": event.product_id,
             "campaign_id": event.campaign_id or campaign_id, "creator_id": creator_id, "link_code": None,
-            "occurred_at": event.occurred_at})
+            "client_hash": None, "occurred_at": event.occurred_at})
     # the HTTP view / add-to-cart models have exactly the wire fields, in the same order
     if isinstance(event, ViewEvent):
         return WireViewEvent.assemble(dict(event.__dict__))
@@ -258,11 +261,26 @@ class RefundRecord(_Record):
         )
 
 
-OrdersTopicRecord = Annotated[OrderRecord | RefundRecord, Field(discriminator="type")]
-_ORDERS_ADAPTER: Final[TypeAdapter[OrderRecord | RefundRecord]] = TypeAdapter(OrdersTopicRecord)
+class CancelRecord(_Record):
+    """``ll.orders`` value for a cancelled order (Shopify ``orders/cancelled``): its net revenue
+    becomes 0, like a full refund (contract "Shopify as it really sends")."""
+
+    v: Literal[1]
+    event_id: Id
+    type: Literal["order.cancelled"]
+    brand_id: Id
+    order_id: Id
+    occurred_at: WireDatetime
+    received_at: WireDatetime
+    source: OrderSource
 
 
-def order_record_from_bytes(data: bytes | str) -> OrderRecord | RefundRecord:
+OrdersRecord = OrderRecord | RefundRecord | CancelRecord
+OrdersTopicRecord = Annotated[OrdersRecord, Field(discriminator="type")]
+_ORDERS_ADAPTER: Final[TypeAdapter[OrdersRecord]] = TypeAdapter(OrdersTopicRecord)
+
+
+def order_record_from_bytes(data: bytes | str) -> OrdersRecord:
     """Parse an ``ll.orders`` value of either type; raises :class:`ValidationFailed`."""
     try:
         return _ORDERS_ADAPTER.validate_json(data)
@@ -426,8 +444,9 @@ def clicks_of_events_record(raw: bytes | None, key: bytes | None = None) -> tupl
     return rec.brand_id, clicks
 
 
-def decode_orders_record(raw: bytes | None, key: bytes | None = None) -> OrderRecord | RefundRecord:
-    """Decode one ``ll.orders`` value (``order.created`` or ``order.refunded``); raises :class:`InvalidRecord`."""
+def decode_orders_record(raw: bytes | None, key: bytes | None = None) -> OrdersRecord:
+    """Decode one ``ll.orders`` value (``order.created``, ``order.refunded`` or ``order.cancelled``);
+    raises :class:`InvalidRecord`."""
     if raw is None:
         raise InvalidRecord("empty_value")
     try:

@@ -18,6 +18,7 @@ Table layouts (values are JSON-friendly dicts; keys are ``"<brand_id>:<id>"``):
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -26,7 +27,14 @@ from liveledger.domain import attribution as dom_attr
 from liveledger.domain.commission import OrderState
 from liveledger.setup_state import campaign_terms
 from schemas.time import from_ms, to_ms
-from schemas.wire import LedgerOrderFact, LedgerRefundFact, OrderRecord, RefundRecord, WireClickEvent
+from schemas.wire import (
+    CancelRecord,
+    LedgerOrderFact,
+    LedgerRefundFact,
+    OrderRecord,
+    RefundRecord,
+    WireClickEvent,
+)
 
 DAY_MS = 24 * 3600 * 1000
 DEFAULT_WINDOW_DAYS = dom_attr.DEFAULT_ATTRIBUTION_WINDOW_DAYS
@@ -133,6 +141,9 @@ def snapshot(state: dict[str, Any]) -> dict[str, Any]:
     """The order's ledger view (without version) from its state."""
     order, attr = state["order"], state["attr"]
     refunds = {rid: r["amount_minor"] for rid, r in state["refunds"].items() if refund_applies(r, order)}
+    cancelled = cancellation_minor(state)
+    if cancelled:
+        refunds[cancel_refund_id(order["order_id"])] = cancelled
     money = priced(order, attr, refunds)
     return {
         "brand_id": order["brand_id"],
@@ -158,6 +169,24 @@ def snapshot(state: dict[str, Any]) -> dict[str, Any]:
         "lines": order.get("lines") or {},  # sku -> Σ quantity x unit price (before discount and refunds)
         "source": order["source"],
     }
+
+
+def cancel_refund_id(order_id: str) -> str:
+    """The refund id a cancellation is booked under: unique per brand like every refund id (the
+    refunds table is keyed by brand and refund id), so it names the order (hashed when long)."""
+    if len(order_id) <= 120:
+        return f"cancel:{order_id}"
+    return "cancel:" + hashlib.sha256(order_id.encode()).hexdigest()[:40]
+
+
+def cancellation_minor(state: dict[str, Any]) -> int:
+    """What a cancellation takes off the order: the net left after its other refunds (so the net
+    becomes exactly 0, like a full refund); 0 when the order is not cancelled or not seen yet."""
+    order = state.get("order")
+    if not state.get("cancel") or order is None:
+        return 0
+    refunded = sum(r["amount_minor"] for r in state["refunds"].values() if refund_applies(r, order))
+    return max(0, int(order["gross_minor"]) - int(refunded))
 
 
 def refund_applies(refund: dict[str, Any], order: dict[str, Any]) -> bool:
@@ -236,6 +265,44 @@ def on_order(t: Tables, setup: SetupView, o: OrderRecord, src: str) -> Effects:
             fx.refunds.append(_refund_fact(o.brand_id, o.order_id, rid, r, o.currency))
         else:
             fx.count("refunds_currency_mismatch")
+    _cancel_fact(state, fx)
+    t.orders[key] = state
+    return fx
+
+
+def _cancel_fact(state: dict[str, Any], fx: Effects) -> None:
+    """The refund fact of a cancellation (what it reversed), once the order is known."""
+    cancel, order = state.get("cancel"), state["order"]
+    amount = cancellation_minor(state)
+    if cancel and amount:
+        fx.refunds.append(_refund_fact(order["brand_id"], order["order_id"], cancel_refund_id(order["order_id"]),
+                                       {"amount_minor": amount, "occurred_ms": cancel["occurred_ms"]},
+                                       order["currency"]))
+
+
+def on_cancel(t: Tables, setup: SetupView, c: CancelRecord, src: str) -> Effects:
+    """An order cancelled (Shopify ``orders/cancelled``): net 0, commission reversed (clawed back
+    after payout, as for refunds). Once per webhook id and once per order; a cancellation that
+    arrives before its order waits in the order's state like a refund."""
+    fx = Effects()
+    fx.count("cancellations_received")
+    if _seen(t, c.brand_id, c.event_id, f"c:{c.order_id}", fx, "cancellations"):
+        return fx
+    key = f"{c.brand_id}:{c.order_id}"
+    state: dict[str, Any] = _order_state(t, key)
+    prior = state.get("cancel")
+    if prior is not None and prior["src"] != src:
+        fx.count("cancellations_deduplicated")  # the order was already cancelled (another webhook)
+    else:
+        fx.count("cancellations_accepted")
+        if prior is None:
+            state = {**state, "cancel": {"occurred_ms": to_ms(c.occurred_at), "event_id": c.event_id, "src": src}}
+        if state["order"] is None:
+            fx.count("cancellations_waiting")
+        else:
+            _cancel_fact(state, fx)
+    if state["order"] is not None:
+        state = _publish(state, fx)
     t.orders[key] = state
     return fx
 

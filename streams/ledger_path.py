@@ -38,7 +38,14 @@ from liveledger.setup_state import SetupReplica
 from liveledger.topics import topic_name
 from schemas.errors import InvalidRecord
 from schemas.time import from_ms, utc_day
-from schemas.wire import DeadLetter, Headers, OrderRecord, clicks_of_events_record, decode_orders_record
+from schemas.wire import (
+    CancelRecord,
+    DeadLetter,
+    Headers,
+    OrderRecord,
+    clicks_of_events_record,
+    decode_orders_record,
+)
 from streams import ledger
 from streams.gate import OffsetGate
 from streams.ledger_state import PartitionState
@@ -244,6 +251,8 @@ class LedgerPath:
         if isinstance(rec, OrderRecord):
             await self._catch_up_if_missing(t, rec)
             fx = ledger.on_order(t, self.replica.state, rec, src)
+        elif isinstance(rec, CancelRecord):
+            fx = ledger.on_cancel(t, self.replica.state, rec, src)
         else:
             fx = ledger.on_refund(t, self.replica.state, rec, src)
         self._emit(work, fx, partition, rec.brand_id.encode())

@@ -23,7 +23,13 @@ import httpx
 
 from liveledger.settings import Settings
 
+# A real browser's User-Agent: redirects from HTTP client libraries (python-httpx, aiohttp, curl)
+# are bots to the click-hygiene rules (ingest/clicks.py) and would count no click.
+from loadtests.payloads import BROWSER_UA as BROWSER_UA
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
 
 
 def free_port() -> int:
@@ -76,9 +82,9 @@ class AppStack:
 
         asyncio.run(create_topics(self.settings))
 
-    def start(self, name: str, *args: str, health: str | None = None) -> None:
+    def start(self, name: str, *args: str, health: str | None = None, env: dict[str, str] | None = None) -> None:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
-        self.procs[name] = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=self.env,
+        self.procs[name] = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env={**self.env, **(env or {})},
                                             stdout=log, stderr=subprocess.STDOUT)
         if health:
             self.wait_healthy(name, health)
@@ -97,8 +103,12 @@ class AppStack:
             time.sleep(0.1)
         raise RuntimeError(f"{name} not healthy after {timeout}s; log:\n{self.tail(name)}")
 
-    def start_ingest(self) -> None:
-        self.start("ingest", "ingest", health=f"{self.ingest_url}/healthz")
+    def start_ingest(self, name: str = "ingest", port: int | None = None, env: dict[str, str] | None = None) -> str:
+        """Start an ingest process (another one: a new ``name`` and ``port``); returns its URL."""
+        port = port or self.ingest_port
+        url = f"http://127.0.0.1:{port}"
+        self.start(name, "ingest", health=f"{url}/healthz", env={"LIVELEDGER_INGEST_PORT": str(port), **(env or {})})
+        return url
 
     def start_api(self) -> None:
         self.start("api", "api", health=f"{self.api_url}/healthz")

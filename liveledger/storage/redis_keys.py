@@ -117,3 +117,9 @@ def stats(p: str) -> str:
     """HASH of counters: events_received/accepted/deduplicated/dead_lettered, orders_*, refunds_*,
     ``dlq|<reason>``, dlq_records."""
     return f"{p}:stats"
+
+
+def click_repeat(p: str, link_code: str, client_hash: str) -> str:
+    """STRING: the first click id of a client (keyed hash of IP + User-Agent) on a link, for the
+    contract's 1-hour repeat window (ingest: ``SET NX GET EX 3600``; expires with the window)."""
+    return f"{p}:clickrep:{link_code}:{client_hash}"

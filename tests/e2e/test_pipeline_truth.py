@@ -347,6 +347,13 @@ def test_the_day_is_rich(day: tuple[GroundTruth, float]) -> None:
     assert t["duplicate_events_sent"] > 0 and t["retries_sent"] > 0 and t["late_events_sent"] > 0
     assert t["order_duplicates_sent"] > 0 and t["refund_duplicates_sent"] > 0
     assert t["refunds_before_order_sent"] > 0 and t["redirect_clicks_acked"] > 0
+    # link previews and repeat opens (click hygiene) were part of the day and counted no click
+    assert t["bot_redirects_sent"] > 0 and t["bot_redirects_counted"] == 0
+    assert t["repeat_redirects_sent"] > 0 and t["repeat_clicks_mismatched"] == 0
+    # and what a real shop also sends: cancellations (booked), test orders and other topics (200, nothing)
+    assert t["cancellations_acked"] == t["cancellations_sent"] > 0
+    assert t["ignored_test_orders_acked"] == t["ignored_test_orders_sent"] > 0
+    assert t["ignored_webhooks_acked"] == t["ignored_webhooks_sent"] > 0
     assert {b["currency"] for b in doc["setup"]["brands"]} >= {"USD", "JPY"}
     by: defaultdict[str, int] = defaultdict(int)
     for o in doc["orders"]:

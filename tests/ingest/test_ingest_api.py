@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from ingest.signatures import sign_liveledger, sign_shopify
+from tests.harness import BROWSER_UA
 from tests.ingest.conftest import World, read_topic
 
 pytestmark = [pytest.mark.kafka]
@@ -59,7 +60,7 @@ def post_order(w: World, body: bytes, secret: str | None = None, t: int | None =
 
 
 def test_redirect_302_with_click_param_cookie_and_event(world: World) -> None:
-    resp = httpx.get(f"{world.stack.ingest_url}/l/{world.link['link_code']}")
+    resp = httpx.get(f"{world.stack.ingest_url}/l/{world.link['link_code']}", headers={"User-Agent": BROWSER_UA})
     assert resp.status_code == 302
     location = urlsplit(resp.headers["location"])
     query = parse_qs(location.query)
@@ -307,7 +308,9 @@ def test_shopify_order_normalised_into_kafka(world: World) -> None:
 def test_shopify_bad_hmac_and_topic(world: World) -> None:
     body = orjson.dumps(shopify_order(5552))
     assert post_shopify(world, body, "orders/create", "wh-5552", secret="nope").status_code == 401
-    assert post_shopify(world, body, "customers/create", "wh-5553").status_code == 422
+    # topics we do not book are acknowledged (Shopify drops subscriptions that keep failing)
+    other = post_shopify(world, body, "customers/create", "wh-5553")
+    assert other.status_code == 200 and other.json()["accepted"] == 0
 
 
 def test_openapi_and_health(world: World) -> None:

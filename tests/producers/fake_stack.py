@@ -36,8 +36,10 @@ class FakeStack:
     orders: list[dict[str, Any]] = field(default_factory=list)  # (brand, body) as accepted
     refunds: list[dict[str, Any]] = field(default_factory=list)
     shopify_topics: list[str] = field(default_factory=list)
+    cancellations: list[dict[str, Any]] = field(default_factory=list)
     served_503: int = 0
     _n: itertools.count[int] = field(default_factory=itertools.count)
+    _first_click: dict[tuple[str, str | None, str | None], str] = field(default_factory=dict)
     _requests: itertools.count[int] = field(default_factory=itertools.count)
 
     # --- API ----------------------------------------------------------------------------------
@@ -97,9 +99,14 @@ class FakeStack:
         code = request.match_info["code"]
         if code not in self.links:
             return web.json_response({"error": {"code": "not_found"}}, status=404)
-        click = f"clk{next(self._n)}"
-        self.redirect_clicks.append(click)
         dest = self.links[code]["destination_url"]
+        if "bot" in request.headers.get("User-Agent", "").lower():  # click hygiene, roughly: no click
+            return web.Response(status=302, headers={"Location": dest})
+        client = (code, request.headers.get("X-Forwarded-For"), request.headers.get("User-Agent"))
+        click = self._first_click.get(client)
+        if click is None:
+            click = self._first_click[client] = f"clk{next(self._n)}"
+            self.redirect_clicks.append(click)
         sep = "&" if "?" in dest else "?"
         return web.Response(
             status=302, headers={"Location": f"{dest}{sep}ll_click={click}", "Set-Cookie": f"ll_click={click}"}
@@ -162,6 +169,11 @@ class FakeStack:
         topic = request.headers["X-Shopify-Topic"]
         self.shopify_topics.append(topic)
         body = {"brand": brand, "webhook_id": request.headers["X-Shopify-Webhook-Id"], **orjson.loads(raw)}
+        if topic not in ("orders/create", "refunds/create", "orders/cancelled") or body.get("test") is True:
+            return web.json_response({"accepted": 0, "ignored": topic}, status=200)
+        if topic == "orders/cancelled":
+            self.cancellations.append(body)
+            return web.json_response({"accepted": 1}, status=202)
         (self.orders if topic == "orders/create" else self.refunds).append(body)
         return web.json_response({"accepted": True}, status=202)
 

@@ -83,6 +83,9 @@ def test_accepted_counts_add_up(day: GroundTruth) -> None:
     assert t["redirect_clicks_acked"] == t["redirects_sent"] > 0
     assert t["orders_acked"] == t["orders_sent"] > 0 and t["refunds_acked"] == t["refunds_sent"] > 0
     assert len(set(day.document["acked"]["redirect_click_ids"])) == t["redirect_clicks_acked"]
+    # click hygiene on the real ingest: previews redirected without a click, repeats got their first
+    assert t["bot_redirects_sent"] == t["bot_redirects_ignored"] and t["bot_redirects_counted"] == 0
+    assert t["repeat_clicks_mismatched"] == 0
 
 
 def test_ground_truth_is_internally_consistent(day: GroundTruth) -> None:

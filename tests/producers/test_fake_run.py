@@ -40,6 +40,13 @@ async def test_every_acknowledged_event_is_in_the_ground_truth() -> None:
     assert t["invalid_events_sent"] > 0 and t["invalid_events_acked"] == 0
     assert t["events_rejected"] == t["invalid_events_sent"]
     assert set(gt.document["acked"]["redirect_click_ids"]) == set(fake.redirect_clicks)
+    # link previews and repeats (click hygiene): each person's first click id, never a bot's
+    assert t["bot_redirects_sent"] > 0 and t["bot_redirects_counted"] == 0
+    assert t["repeat_clicks_matched"] > 0 and t["repeat_clicks_mismatched"] == 0
+    # what a real shop also sends: cancellations (booked), test orders and other topics (200, nothing)
+    assert t["cancellations_acked"] == t["cancellations_sent"] == len(fake.cancellations)
+    assert t["ignored_test_orders_acked"] == t["ignored_test_orders_sent"]
+    assert t["ignored_webhooks_acked"] == t["ignored_webhooks_sent"]
     assert t["orders_acked"] == len(fake.orders) and t["refunds_acked"] == len(fake.refunds)
     assert t["orders_sent"] == t["orders_acked"] and t["refunds_sent"] == t["refunds_acked"]
     assert {"orders/create", "refunds/create"} <= set(fake.shopify_topics)

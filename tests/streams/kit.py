@@ -77,6 +77,12 @@ def refund(brand: str, order_id: str, refund_id: str, amount: int, *, event_id: 
         "occurred_at": iso(now_utc()), "received_at": iso(now_utc()), "source": "native"})
 
 
+def cancel(brand: str, order_id: str, *, event_id: str | None = None) -> bytes:
+    return orjson.dumps({
+        "v": 1, "event_id": event_id or f"evt-cancel-{order_id}", "type": "order.cancelled", "brand_id": brand,
+        "order_id": order_id, "occurred_at": iso(now_utc()), "received_at": iso(now_utc()), "source": "shopify"})
+
+
 def setup_record(kind: str, ident: str, value: dict[str, Any]) -> tuple[bytes, bytes]:
     return f"{kind}:{ident}".encode(), orjson.dumps(value)
 

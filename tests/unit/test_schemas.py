@@ -518,3 +518,12 @@ def test_setup_records_round_trip_and_refuse_bad_values() -> None:
         with pytest.raises(InvalidRecord) as exc:
             decode_setup(bad_key, bad_value)
         assert exc.value.reason == reason
+
+
+@pytest.mark.parametrize("text", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"])
+def test_times_that_overflow_in_utc_are_value_errors_not_overflow(text: str) -> None:
+    """They used to raise OverflowError (a 500 wherever a body or query carried one)."""
+    from schemas.time import parse_rfc3339
+
+    with pytest.raises(ValueError, match="outside the years"):
+        parse_rfc3339(text)
