@@ -42,6 +42,24 @@ def fresh_prefix() -> str:
     return "t" + uuid.uuid4().hex[:10]
 
 
+_migrated: set[str] = set()
+
+
+def ensure_migrated(database: str) -> None:
+    """Apply the ClickHouse migrations to ``database`` once per test session."""
+    if database in _migrated:
+        return
+    from consumers.migrate import migrate
+    from liveledger.ch import get_client
+
+    client = get_client(Settings(), database="default")
+    try:
+        migrate(client, database)
+    finally:
+        client.close()
+    _migrated.add(database)
+
+
 @dataclass
 class AppStack:
     log_dir: Path
@@ -111,6 +129,9 @@ class AppStack:
         return url
 
     def start_api(self) -> None:
+        # The API writes every setup change to the audit table first (api/audit.py), so its
+        # ClickHouse database must be migrated, as `make serve` does for the dev database.
+        ensure_migrated(self.env.get("LIVELEDGER_CLICKHOUSE_DATABASE") or Settings().clickhouse_database)
         self.start("api", "api", health=f"{self.api_url}/healthz")
 
     def tail(self, name: str, lines: int = 40) -> str:
