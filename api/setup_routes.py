@@ -143,6 +143,17 @@ def _stored(kind: str, row: dict[str, Any]) -> Any:
     return SETUP_KINDS[kind].model_validate(row)
 
 
+async def _owned(ctx: ApiContext, principal: Principal, kind: str, table: Table, ident: str) -> Any:
+    """Under the write lock: the current typed entity ``ident`` of ``table`` (read-your-writes),
+    404 when it does not exist, 403 unless the principal may act for its brand."""
+    await ctx.setup.catch_up()
+    row = ctx.setup.state.table(table).get(ident)
+    if row is None:
+        raise not_found(f"no {kind} {ident!r}")
+    require_brand_access(principal, row["brand_id"])
+    return _stored(kind, row)
+
+
 async def _create(ctx: ApiContext, principal: Principal, table: Table, ident: str, writes: list[Write],
                   refs: tuple[tuple[Table, str, str], ...] = ()) -> None:
     """Write the records of a new entity ``ident`` of ``table``, serialised with every other setup
@@ -256,11 +267,7 @@ async def rotate_webhook_secret(brand_id: str, request: Request, principal: Auth
     require_brand_access(principal, brand_id)
     ctx = ctx_of(request)
     async with _write_lock:
-        await ctx.setup.catch_up()
-        row = ctx.setup.state.brands.get(brand_id)
-        if row is None:
-            raise not_found(f"no brand {brand_id!r}")
-        before: Brand = _stored("brand", row)
+        before: Brand = await _owned(ctx, principal, "brand", "brands", brand_id)
         secret = new_secret("whsec")
         after = Brand.model_validate({**before.model_dump(), "webhook_secret": secret,
                                       "previous_webhook_secret": before.webhook_secret,
@@ -333,12 +340,7 @@ async def patch_campaign(campaign_id: str, body: CampaignPatch, request: Request
     require_role(principal, "admin", "brand")
     ctx = ctx_of(request)
     async with _write_lock:
-        await ctx.setup.catch_up()
-        row = ctx.setup.state.campaigns.get(campaign_id)
-        if row is None:
-            raise not_found(f"no campaign {campaign_id!r}")
-        require_brand_access(principal, row["brand_id"])
-        before: Campaign = _stored("campaign", row)
+        before: Campaign = await _owned(ctx, principal, "campaign", "campaigns", campaign_id)
         after = body.apply(before, _now())
         if after != before:
             await _commit(ctx, principal, "update_campaign", [Write("campaign", campaign_id, before, after)])
@@ -352,12 +354,7 @@ async def deactivate_link(link_code: str, request: Request, principal: AuthPrinc
     require_role(principal, "admin", "brand")
     ctx = ctx_of(request)
     async with _write_lock:
-        await ctx.setup.catch_up()
-        row = ctx.setup.state.links.get(link_code)
-        if row is None:
-            raise not_found(f"no link {link_code!r}")
-        require_brand_access(principal, row["brand_id"])
-        before: Link = _stored("link", row)
+        before: Link = await _owned(ctx, principal, "link", "links", link_code)
         after = before
         if before.deactivated_at is None:
             after = Link.model_validate({**before.model_dump(), "deactivated_at": _now()})

@@ -291,20 +291,32 @@ def on_cancel(t: Tables, setup: SetupView, c: CancelRecord, src: str) -> Effects
     key = f"{c.brand_id}:{c.order_id}"
     state: dict[str, Any] = _order_state(t, key)
     prior = state.get("cancel")
-    if prior is not None and prior["src"] != src:
-        fx.count("cancellations_deduplicated")  # the order was already cancelled (another webhook)
-    else:
-        fx.count("cancellations_accepted")
+    if _first_or_replay(prior, src, fx, "cancellations"):  # else: already cancelled by another webhook
         if prior is None:
             state = {**state, "cancel": {"occurred_ms": to_ms(c.occurred_at), "event_id": c.event_id, "src": src}}
         if state["order"] is None:
             fx.count("cancellations_waiting")
         else:
             _cancel_fact(state, fx)
+    _keep(t, key, state, fx)
+    return fx
+
+
+def _first_or_replay(prior: dict[str, Any] | None, src: str, fx: Effects, kind: str) -> bool:
+    """Whether a refund / cancellation record is applied: its first delivery, or a replay of that
+    same record (re-read after a crash: same ``src``). Another delivery is a duplicate."""
+    if prior is not None and prior["src"] != src:
+        fx.count(f"{kind}_deduplicated")
+        return False
+    fx.count(f"{kind}_accepted")
+    return True
+
+
+def _keep(t: Tables, key: str, state: dict[str, Any], fx: Effects) -> None:
+    """Store the order's state, publishing its snapshot once the order itself is known."""
     if state["order"] is not None:
         state = _publish(state, fx)
     t.orders[key] = state
-    return fx
 
 
 def on_refund(t: Tables, setup: SetupView, r: RefundRecord, src: str) -> Effects:
@@ -315,10 +327,7 @@ def on_refund(t: Tables, setup: SetupView, r: RefundRecord, src: str) -> Effects
     key = f"{r.brand_id}:{r.order_id}"
     state: dict[str, Any] = _order_state(t, key)
     prior = state["refunds"].get(r.refund_id)
-    if prior is not None and prior["src"] != src:
-        fx.count("refunds_deduplicated")
-    else:
-        fx.count("refunds_accepted")
+    if _first_or_replay(prior, src, fx, "refunds"):
         if prior is None:
             refund = {"amount_minor": r.amount_minor, "occurred_ms": to_ms(r.occurred_at), "event_id": r.event_id,
                       "src": src, "currency": r.currency}
@@ -330,9 +339,7 @@ def on_refund(t: Tables, setup: SetupView, r: RefundRecord, src: str) -> Effects
         else:
             fx.refunds.append(_refund_fact(r.brand_id, r.order_id, r.refund_id, state["refunds"][r.refund_id],
                                            state["order"]["currency"]))
-    if state["order"] is not None:
-        state = _publish(state, fx)
-    t.orders[key] = state
+    _keep(t, key, state, fx)
     return fx
 
 
