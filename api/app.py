@@ -15,6 +15,7 @@ from api.errors import install_error_handlers
 from api.finance_routes import router as finance_router
 from api.guards import BodyGuard, KeyBeforeBody
 from api.pages import router as pages_router
+from api.privacy_routes import router as privacy_router
 from api.ratelimit import KeyRateLimiter
 from api.read_routes import router as read_router
 from api.setup_routes import router as setup_router
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(read_router)
     app.include_router(conversion_router)
     app.include_router(finance_router)
+    app.include_router(privacy_router)
     app.include_router(pages_router)
 
     @app.get("/healthz", tags=["ops"])

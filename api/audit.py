@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from api.context import ApiContext
 from api.stores import Ledger
 from liveledger.errors import unavailable
 from liveledger.storage.clickhouse import SETUP_AUDIT, SETUP_AUDIT_COLUMNS
@@ -88,6 +89,16 @@ class AuditLog:
         return [{"at": format_rfc3339(_utc(at)), "actor": actor, "action": action, "entity": entity,
                  "entity_id": entity_id, "before": orjson.loads(before), "after": orjson.loads(after)}
                 for at, actor, action, entity, entity_id, before, after in result.result_rows]
+
+
+def audit_log_of(ctx: ApiContext) -> AuditLog:
+    """The process's one :class:`AuditLog` (kept in ``ctx.extras["audit"]``, shared with the setup
+    routes), for entries other than setup changes: ``payout.force``, ``viewer.erase``."""
+    audit = ctx.extras.get("audit")
+    if audit is None:
+        audit = ctx.extras["audit"] = AuditLog(ctx.extras["ledger"])
+    assert isinstance(audit, AuditLog)
+    return audit
 
 
 def _utc(value: datetime) -> datetime:

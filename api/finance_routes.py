@@ -3,7 +3,11 @@
 Payouts (docs/api.md "Payouts"): ``POST /v1/finance/payouts {period_end}`` plans the batch with
 ``liveledger.domain.payouts.plan_payout`` from the ledger's commission versions and the payout items
 stored so far, stores it in ClickHouse (``payout_batches`` / ``payout_items``, migration 0100) and
-returns it; the same ``period_end`` again returns the stored batch unchanged.
+returns it; the same ``period_end`` again returns the stored batch unchanged. A new batch whose
+period ends after the finance watermark is refused (``409 not_complete``) unless ``force`` is set,
+which is recorded in the audit log (``payout.force``).
+
+Watermark (docs/money-rules.md "Completeness watermark"): ``GET /v1/finance/watermark``.
 """
 
 from __future__ import annotations
@@ -17,13 +21,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
+from api.audit import AuditChange, audit_log_of
 from api.auth import AuthPrincipal
 from api.context import ctx_of
 from api.params import ApiDate, parse_instant, parse_window
 from api.read_routes import iso_or_none, ledger_of, live_reader
-from api.stores import Ledger, LedgerOrder, StoredBatch
+from api.stores import Ledger, LedgerOrder, StoredBatch, complete_up_to, current_watermark
 from liveledger.auth import require_role
 from liveledger.domain.attribution import DEFAULT_MIN_PAYOUT_MINOR
 from liveledger.domain.payouts import (
@@ -34,10 +39,12 @@ from liveledger.domain.payouts import (
     plan_payout,
     version_from_state,
 )
-from liveledger.errors import ServiceError, conflict, invalid, not_found, payload_too_large
+from liveledger.errors import ServiceError, conflict, invalid, not_found, payload_too_large, unavailable
 from liveledger.setup_state import Principal
+from liveledger.storage.progress import WatermarkReader
+from liveledger.storage.watermark import Watermark
 from schemas.money import CURRENCY_EXPONENTS, format_minor
-from schemas.time import format_rfc3339
+from schemas.time import format_ms, format_rfc3339, to_ms
 
 router = APIRouter(tags=["finance"])
 _payout_lock = asyncio.Lock()
@@ -55,6 +62,30 @@ def finance_only(principal: Principal) -> None:
 
 class PayoutRequest(BaseModel):
     period_end: ApiDate = Field(description="last day of the period (UTC), not in the future; 2000-01-01 .. 2099-12-31")
+    force: StrictBool = Field(False, description="create the batch even though the period ends after the watermark's "
+                                                 "complete_up_to (recorded in the audit log as payout.force)")
+
+
+class WatermarkEntry(BaseModel):
+    stage: str = Field(description="live (Redis live path) | ledger (Redis ledger path) | clickhouse (the sink)")
+    topic: str
+    partition: int
+    applied_offset: int = Field(description="last offset the stage applied (-1: none)")
+    end_offset: int = Field(description="the log end offset when read (the next offset to be written)")
+    lag: int = Field(description="records not applied yet")
+    complete_up_to: str | None
+    basis: str = Field(description="caught_up | first_unapplied | mapped (ll.ledger, through earlier readings) "
+                                   "| unknown")
+
+
+class WatermarkOut(BaseModel):
+    complete_up_to: str | None = Field(description="every event ingest acknowledged before this time is reflected "
+                                                   "in the ledger (ClickHouse) and the live views (Redis)")
+    computed_at: str = Field(description="when the stages were read")
+    stale: bool = Field(description="the latest reading failed (Kafka or Redis unreachable): this is the last good one")
+    error: str | None = None
+    clock_skew_s: float = Field(description="subtracted from every entry: the clock difference allowed between hosts")
+    partitions: list[WatermarkEntry]
 
 
 class PayoutLineOut(BaseModel):
@@ -118,8 +149,43 @@ def batch_csv(b: StoredBatch) -> str:
 
 # --- payouts --------------------------------------------------------------------------------------
 
-async def run_payout(request: Request, ledger: Ledger, period_end: date) -> tuple[StoredBatch, bool]:
-    """The batch for ``period_end`` and whether this call created it."""
+def not_complete(period_end: date, wm: Watermark | None) -> ServiceError:
+    """``409 not_complete``: the period ends after the watermark; the details carry it (the
+    ``period_end`` line with ``complete_up_to``, then every stage entry still below the period's end)."""
+    ends = payout_cutoff(period_end)
+    complete = None if wm is None or wm.complete_ms is None else format_ms(wm.complete_ms)
+    message = (f"the ledger is complete up to {complete or 'an unknown time'}, before the end of {period_end} "
+               f"({format_rfc3339(ends)}); retry once GET /v1/finance/watermark passes it, or send \"force\": true")
+    details: list[dict[str, Any]] = [{"field": "period_end", "reason": "ends after complete_up_to",
+                                      "period_ends_at": format_rfc3339(ends), "complete_up_to": complete}]
+    if wm is not None:
+        behind = [e for e in wm.entries if e.complete_ms is None or e.complete_ms < to_ms(ends)]
+        details += [{"field": "watermark", "reason": f"{e.stage} {e.topic}[{e.partition}]: {e.basis}", **e.as_dict()}
+                    for e in behind[:50]]
+    return ServiceError(409, "not_complete", message, details)
+
+
+async def check_complete(request: Request, principal: Principal, period_end: date, force: bool) -> None:
+    """Refuse a new batch for a period ending after ``complete_up_to`` unless ``force``; a forced
+    batch is recorded in the audit log before it is written (``503`` and nothing written if it cannot be)."""
+    ctx = ctx_of(request)
+    wm = await current_watermark(ctx, max_age_s=1.0)
+    ends = payout_cutoff(period_end)
+    if wm is not None and wm.complete_ms is not None and wm.complete_ms >= to_ms(ends):
+        return
+    if not force:
+        raise not_complete(period_end, wm)
+    complete = None if wm is None or wm.complete_ms is None else format_ms(wm.complete_ms)
+    await audit_log_of(ctx).record(principal.label, "payout.force", [AuditChange(
+        "payout", payout_id_for(period_end), None,
+        {"period_end": period_end.isoformat(), "period_ends_at": format_rfc3339(ends), "complete_up_to": complete})])
+
+
+async def run_payout(request: Request, ledger: Ledger, period_end: date, principal: Principal,
+                     force: bool = False) -> tuple[StoredBatch, bool]:
+    """The batch for ``period_end`` and whether this call created it. An existing batch is returned
+    before anything else is checked (idempotent); then a later batch (``409 conflict``), then the
+    watermark (``409 not_complete`` unless ``force``)."""
     payout_id = payout_id_for(period_end)
     existing = await ledger.batch(payout_id)
     if existing is not None:
@@ -132,6 +198,7 @@ async def run_payout(request: Request, ledger: Ledger, period_end: date) -> tupl
         if latest is not None and latest > period_end:
             raise conflict(f"a payout batch for {latest} exists; {period_end} would pay twice", "period_end",
                            f"must be after {latest}")
+        await check_complete(request, principal, period_end, force)
         rows, paid = await asyncio.gather(ledger.latest_before(payout_cutoff(period_end)), ledger.paid_items())
         campaigns = ctx_of(request).setup.state.campaigns
         versions: list[CommissionVersion] = []
@@ -157,13 +224,14 @@ def _min_payout(campaigns: dict[str, dict[str, Any]], order: LedgerOrder) -> int
 
 @router.post("/v1/finance/payouts", response_model=PayoutBatch, status_code=201,
              responses={200: {"model": PayoutBatch, "description": "the batch already existed (idempotent)"},
-                        409: {"description": "a batch for a later period_end exists"}},
+                        409: {"description": "conflict: a batch for a later period_end exists; not_complete: the "
+                                             "period ends after the watermark's complete_up_to (details carry it)"}},
              summary="Run (or fetch) the payout batch of a period (finance, admin)")
 async def post_payout(body: PayoutRequest, request: Request, principal: AuthPrincipal) -> Response:
     finance_only(principal)
     if body.period_end > datetime.now(UTC).date():
         raise invalid("period_end is in the future", "period_end", "must not be after today (UTC)")
-    batch, created = await run_payout(request, ledger_of(request), body.period_end)
+    batch, created = await run_payout(request, ledger_of(request), body.period_end, principal, body.force)
     data = PayoutBatch.model_validate(batch_json(batch)).model_dump_json()
     return Response(data, status_code=201 if created else 200, media_type="application/json")
 
@@ -199,6 +267,34 @@ async def get_payout(payout_id: str, request: Request, principal: AuthPrincipal)
     return batch_json(await _batch_or_404(request, payout_id))
 
 
+# --- watermark ------------------------------------------------------------------------------------
+
+def watermark_json(wm: Watermark, reader: WatermarkReader) -> dict[str, Any]:
+    return {
+        "complete_up_to": None if wm.complete_ms is None else format_ms(wm.complete_ms),
+        "computed_at": format_ms(wm.read_ms),
+        "stale": reader.error is not None,
+        "error": reader.error,
+        "clock_skew_s": reader.settings.watermark_clock_skew_s,
+        "partitions": [e.as_dict() for e in wm.entries],
+    }
+
+
+@router.get("/v1/finance/watermark", response_model=WatermarkOut,
+            responses={503: {"description": "no reading has succeeded yet (Kafka or Redis unreachable)"}},
+            summary="Completeness: every event acknowledged before complete_up_to is in the ledger and the live "
+                    "views (finance, admin)")
+async def get_watermark(request: Request, principal: AuthPrincipal) -> dict[str, Any]:
+    finance_only(principal)
+    ctx = ctx_of(request)
+    reader: WatermarkReader | None = ctx.extras.get("watermark")
+    wm = await current_watermark(ctx)
+    if reader is None or wm is None:
+        raise unavailable("the watermark is not known yet (Kafka or Redis unreachable)", 2,
+                          code="watermark_unavailable")
+    return watermark_json(wm, reader)
+
+
 # --- reconciliation -------------------------------------------------------------------------------
 
 _COMPARED = ("orders", "net_minor", "commission_minor", "reversed_minor")
@@ -231,6 +327,7 @@ def event_counts(stats: dict[str, int]) -> dict[str, Any]:
         "dead_lettered": dead,
         "deduplicated": dedup,
         "unaccounted": received - accepted - dedup - dead,
+        "erased": stats.get("events_erased", 0),  # raw events deleted on request (right to erasure)
         "orders": {k[len("orders_"):]: v for k, v in sorted(stats.items()) if k.startswith("orders_")},
         "refunds": {k[len("refunds_"):]: v for k, v in sorted(stats.items()) if k.startswith("refunds_")},
         "cancellations": {k[len("cancellations_"):]: v for k, v in sorted(stats.items())
@@ -253,6 +350,7 @@ async def get_reconciliation(
     finance_only(principal)
     since, until = parse_window(from_, to)
     reader, ledger = live_reader(request), ledger_of(request)
+    complete = await complete_up_to(ctx_of(request))  # before the reads: they hold at least what it vouches for
     stats, ledger_totals, stored = await asyncio.gather(reader.stats(), ledger.creator_totals(),
                                                         ledger.event_counts(since, until))
     creators = set(ledger_totals) | set(ctx_of(request).setup.state.creators)
@@ -263,12 +361,15 @@ async def get_reconciliation(
     stored_scope = "events the ClickHouse sink stored (distinct ids, by received_at) in from/to"
     if since is None and until is None:
         stored["accepted_live"] = events["accepted"]
-        stored["difference"] = stored["stored"] - events["accepted"]
-        stored_scope = "all events the ClickHouse sink stored (distinct ids) against the live accepted count"
+        stored["erased"] = events["erased"]
+        stored["difference"] = stored["stored"] + events["erased"] - events["accepted"]
+        stored_scope = ("all events the ClickHouse sink stored (distinct ids), plus those erased on request, "
+                        "against the live accepted count")
     return {
         "from": iso_or_none(since),
         "to": iso_or_none(until),
         "generated_at": format_rfc3339(datetime.now(UTC)),
+        "complete_up_to": complete,
         "events": events,
         "events_scope": "pipeline counters since the stack started (Redis); from/to do not narrow them",
         "ledger_events": stored,

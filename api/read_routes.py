@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from api.auth import AuthPrincipal, principal_from_query_or_header, require_creator_view
 from api.context import ctx_of
 from api.params import EpochMs, parse_instant, parse_window
-from api.stores import Ledger, LiveHub, LiveReader
+from api.stores import Ledger, LiveHub, LiveReader, complete_up_to
 from liveledger.domain.status import EarningsTotals, earnings_grouped, totals_by_currency
 from liveledger.errors import forbidden, not_found, unavailable
 from liveledger.setup_state import Principal
@@ -129,6 +129,9 @@ class Earnings(BaseModel):
     by_stream: list[StreamEarnings]
     by_link: list[LinkEarnings] = Field(description="orders through a redirect click of the link, or its coupon")
     by_day: list[DayEarnings] = Field(description="by the orders' day (UTC), for the earnings chart")
+    complete_up_to: str | None = Field(
+        None, description="the finance watermark (GET /v1/finance/watermark): every event ingest acknowledged "
+                          "before it is in these numbers; null while it is not known yet")
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -286,4 +289,6 @@ async def get_earnings(
     since, until = parse_window(from_, to)
     at = parse_instant(as_of, "as_of") or datetime.now(UTC)
     await require_creator_view(request, principal, creator_id, "earnings")
-    return await creator_earnings(ledger_of(request), creator_id, since, until, at)
+    # the watermark first: the ledger read after it holds at least what it vouches for
+    complete = await complete_up_to(ctx_of(request))
+    return {**await creator_earnings(ledger_of(request), creator_id, since, until, at), "complete_up_to": complete}

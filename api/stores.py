@@ -8,6 +8,8 @@ Created once per API process (:func:`start_read_clients` in the app's lifespan) 
 - ``series`` :class:`SeriesSampler` — samples every active stream every ``SAMPLE_S`` seconds into
   ``<p>:api:series:<stream_id>`` (ZSET, score = bucket ms) for the dashboard charts.
 - ``ledger`` :class:`api.ledger.Ledger` — ClickHouse reads and the payout tables.
+- ``watermark`` :class:`liveledger.storage.progress.WatermarkReader` — the finance completeness
+  watermark, read every second (docs/money-rules.md "Completeness watermark").
 
 I/O only: money rules live in ``liveledger.domain``.
 """
@@ -48,6 +50,8 @@ from liveledger.storage.clickhouse import (
     PAYOUT_ITEM_COLUMNS,
     PAYOUT_ITEMS,
 )
+from liveledger.storage.progress import WatermarkReader
+from liveledger.storage.watermark import Watermark
 from schemas.time import format_ms
 
 log = logging.getLogger(__name__)
@@ -319,12 +323,27 @@ async def start_read_clients(ctx: ApiContext) -> None:
 
     sampler = SeriesSampler(reader, lambda: list(ctx.setup.state.streams), conversion=sample_creators)
     sampler.start()
+    watermark = WatermarkReader(ctx.settings, client)
+    watermark.start()
     ctx.extras.update(redis=client, live=reader, hub=hub, series=sampler, ledger=Ledger(ctx.settings),
-                      conversion=conversion)
+                      conversion=conversion, watermark=watermark)
+
+
+async def current_watermark(ctx: ApiContext, max_age_s: float | None = None) -> Watermark | None:
+    """The finance watermark (cached ~1 s; the last good reading while Kafka or Redis is down;
+    ``None`` before the first reading succeeded)."""
+    reader: WatermarkReader | None = ctx.extras.get("watermark")
+    return None if reader is None else await reader.current(max_age_s)
+
+
+async def complete_up_to(ctx: ApiContext) -> str | None:
+    """``complete_up_to`` for responses that carry it (earnings, reconciliation)."""
+    wm = await current_watermark(ctx, max_age_s=2.0)
+    return None if wm is None or wm.complete_ms is None else format_ms(wm.complete_ms)
 
 
 async def stop_read_clients(ctx: ApiContext) -> None:
-    for name in ("series", "hub"):
+    for name in ("watermark", "series", "hub"):
         task_owner = ctx.extras.get(name)
         if task_owner is not None:
             await task_owner.stop()

@@ -1,7 +1,12 @@
 """Numbered ClickHouse migrations: ``consumers/migrations/NNNN_name.sql``, applied in order, recorded.
 
 - A file holds one or more statements; a statement ends with ``;`` at the end of a line. Lines that
-  are only ``--`` comments are dropped. ``{db}`` is replaced by the target database name.
+  are only ``--`` comments are dropped. ``{db}`` is replaced by the target database name and
+  ``{events_retention_days}`` by the setting ``LIVELEDGER_EVENTS_RETENTION_DAYS`` (the checksum is
+  of the file as written, so a changed setting is not an edited migration).
+- Retention (0106): after the migrations, every run compares the TTL of the raw event tables
+  (:data:`RETENTION_TABLES`) with the setting and applies ``ALTER TABLE … MODIFY TTL`` where it
+  differs, so changing the setting and running ``liveledger migrate`` again changes the retention.
 - Applied migrations are recorded in ``<db>.schema_migrations`` (version, name, checksum, applied_at)
   and never run again. Editing an applied file is refused (checksum mismatch): add a new file.
 - A file is not atomic (ClickHouse DDL is not transactional): write statements that can be re-run
@@ -16,7 +21,7 @@ import argparse
 import hashlib
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -31,6 +36,9 @@ BOOKKEEPING_TABLE = "schema_migrations"
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _STATEMENT_END = re.compile(r";[ \t]*(?:\r?\n|$)")
+# Raw event tables and the time their rows expire from (0106); the ledger tables have no TTL.
+RETENTION_TABLES: Mapping[str, str] = {"events": "received_at", "dead_letters": "dead_lettered_at"}
+_TTL_CLAUSE = re.compile(r"\bTTL\s+(.*?)\s*(?:\bSETTINGS\b|$)", re.DOTALL)
 
 
 class MigrationError(Exception):
@@ -57,8 +65,12 @@ class Migration:
     def label(self) -> str:
         return f"{self.version:04d}_{self.name}"
 
-    def statements(self, database: str) -> list[str]:
-        return split_statements(self.text.replace("{db}", database))
+    def statements(self, database: str, values: Mapping[str, str] | None = None) -> list[str]:
+        """The statements with ``{db}`` and the ``{name}`` placeholders of ``values`` substituted."""
+        text = self.text.replace("{db}", database)
+        for name, value in (values or {}).items():
+            text = text.replace("{" + name + "}", value)
+        return split_statements(text)
 
 
 def split_statements(text: str) -> list[str]:
@@ -89,6 +101,7 @@ class MigrationReport:
     applied: list[str] = field(default_factory=list)  # applied by this run
     pending: list[str] = field(default_factory=list)  # would be applied (dry run)
     already: list[str] = field(default_factory=list)  # recorded before this run
+    retention: list[str] = field(default_factory=list)  # TTL statements applied (or, dry run, due)
 
 
 def _check_database_name(database: str) -> None:
@@ -125,14 +138,43 @@ def applied_migrations(client: Client, database: str) -> dict[int, tuple[str, st
     return {int(v): (str(n), str(c)) for v, n, c in rows}
 
 
+def retention_ttl(column: str, days: int) -> str:
+    """The TTL expression of a raw event table, as ClickHouse shows it in ``SHOW CREATE TABLE``."""
+    return f"toDateTime({column}) + toIntervalDay({int(days)})"
+
+
+def retention_statements(client: Client, database: str, days: int) -> list[str]:
+    """``ALTER TABLE … MODIFY TTL`` for each existing raw event table whose TTL is not ``days``."""
+    _check_database_name(database)
+    rows = client.query(
+        "SELECT name, create_table_query FROM system.tables WHERE database = {db:String} AND name IN {t:Array(String)}",
+        parameters={"db": database, "t": sorted(RETENTION_TABLES)},
+    ).result_rows
+    out = []
+    for name, create in sorted((str(n), str(c)) for n, c in rows):
+        column = RETENTION_TABLES[name]
+        found = _TTL_CLAUSE.search(create)
+        current = " ".join(found.group(1).split()) if found else None
+        if current != retention_ttl(column, days):
+            out.append(f"ALTER TABLE `{database}`.{name} MODIFY TTL toDateTime({column}) + INTERVAL {int(days)} DAY")
+    return out
+
+
 def migrate(
     client: Client,
     database: str,
     migrations: Sequence[Migration] | None = None,
     dry_run: bool = False,
+    *,
+    events_retention_days: int | None = None,
 ) -> MigrationReport:
-    """Apply the migrations not yet recorded in ``database``, in version order."""
+    """Apply the migrations not yet recorded in ``database``, in version order, then bring the raw
+    event tables' TTL to ``events_retention_days`` (default: the setting)."""
     _check_database_name(database)
+    days = get_settings().events_retention_days if events_retention_days is None else int(events_retention_days)
+    if days < 1:
+        raise MigrationError(f"events retention must be at least 1 day, not {days}")
+    values = {"events_retention_days": str(days)}
     migrations = list(discover() if migrations is None else migrations)
     recorded = applied_migrations(client, database)
     report = MigrationReport(database)
@@ -147,12 +189,14 @@ def migrate(
         elif dry_run:
             report.pending.append(m.label)
     if dry_run:
+        if not report.pending:
+            report.retention = retention_statements(client, database, days)
         return report
     ensure_bookkeeping(client, database)
     for m in migrations:
         if m.version in recorded:
             continue
-        for statement in m.statements(database):
+        for statement in m.statements(database, values):
             client.command(statement)
         client.insert(
             f"{database}.{BOOKKEEPING_TABLE}",
@@ -160,6 +204,9 @@ def migrate(
             column_names=["version", "name", "checksum"],
         )
         report.applied.append(m.label)
+    for statement in retention_statements(client, database, days):
+        client.command(statement)
+        report.retention.append(statement)
     return report
 
 
@@ -167,7 +214,7 @@ def run(settings: Settings, dry_run: bool = False, out: TextIO = sys.stdout) -> 
     database = settings.clickhouse_database
     client = get_client(settings, database="default")
     try:
-        report = migrate(client, database, dry_run=dry_run)
+        report = migrate(client, database, dry_run=dry_run, events_retention_days=settings.events_retention_days)
     finally:
         client.close()
     for label in report.already:
@@ -176,6 +223,8 @@ def run(settings: Settings, dry_run: bool = False, out: TextIO = sys.stdout) -> 
         print(f"  pending          {label}", file=out)
     for label in report.applied:
         print(f"  applied          {label}", file=out)
+    for statement in report.retention:
+        print(f"  {'retention due   ' if dry_run else 'retention        '} {statement}", file=out)
     verb = "would apply" if dry_run else "applied"
     count = len(report.pending) if dry_run else len(report.applied)
     print(f"migrate: database {database}: {verb} {count}, {len(report.already)} already applied", file=out)

@@ -60,6 +60,15 @@ class Settings(BaseSettings):
     # this long; a request body must arrive within ingest_body_timeout_s (408 otherwise).
     ingest_idle_timeout_s: float = 15.0
     ingest_body_timeout_s: float = 10.0
+    # Retention (consumers/migrations/0106, consumers/migrate.py): raw events (and dead letters) in
+    # ClickHouse expire this many days after they were received; the money ledger never expires.
+    events_retention_days: int = Field(default=400, ge=1, le=36500)
+    # Completeness watermark (liveledger/storage/watermark.py, docs/money-rules.md "Completeness"):
+    # the largest clock difference assumed between the hosts of ingest and of the API (subtracted).
+    watermark_clock_skew_s: float = Field(default=0.5, ge=0)
+    # Right to erasure (api/privacy_routes.py): the secret of the keyed hash that stands in for an
+    # erased viewer id (Redis placeholders, audit log); empty: derived from admin_token.
+    erasure_secret: str = ""
 
 
 @lru_cache(maxsize=1)

@@ -364,7 +364,7 @@ function download(name, text) {
 // --- page: finance ----------------------------------------------------------------------------------
 function financePage() {
   const head = (...names) => el("thead", {}, el("tr", {}, names.map((n) =>
-    el("th", { class: /^(Amount|Orders|Lines|Ledger|Live|Δ|Threshold)/.test(n) ? "num" : "" }, n))));
+    el("th", { class: /^(Amount|Orders|Lines|Ledger|Live|Δ|Threshold|Lag|Partition)/.test(n) ? "num" : "" }, n))));
   async function loadBatches() {
     const t = document.getElementById("batches");
     try {
@@ -418,13 +418,36 @@ function financePage() {
         : [el("tr", {}, el("td", { colspan: 7, class: "muted" }, "no creators yet"))]));
     } catch (e) { showError(e); }
   }
+  async function loadWatermark() {
+    try {
+      const w = await api("/v1/finance/watermark");
+      const at = w.complete_up_to ? new Date(w.complete_up_to) : null;
+      setText("wm-complete", at ? at.toISOString().slice(11, 19) + " UTC" : "unknown");
+      setText("wm-date", at ? at.toISOString().slice(0, 10) : "");
+      const lag = at ? Math.max(0, (Date.now() - at.getTime()) / 1000) : null;
+      setText("wm-lag", lag === null ? "–" : lag < 120 ? lag.toFixed(1) + " s" : Math.round(lag / 60) + " min");
+      const behind = w.partitions.filter((e) => e.lag > 0 || e.complete_up_to === null);
+      setText("wm-behind", String(behind.length));
+      const ok = at !== null && lag < 10 && !w.stale;
+      const st = document.getElementById("wm-status");
+      st.textContent = w.stale ? "stale (" + (w.error || "reading failed") + ")" : ok ? "caught up" : "behind";
+      st.className = "pill " + (ok ? "ok" : "bad");
+      document.getElementById("wm-stages").replaceChildren(head("Stage", "Topic", "Partition", "Lag", "Complete up to",
+        "Basis"), el("tbody", {}, behind.length
+        ? behind.map((e) => el("tr", { class: "diff" }, el("td", {}, e.stage), el("td", {}, e.topic),
+          el("td", { class: "num" }, e.partition), el("td", { class: "num" }, num(e.lag)),
+          el("td", {}, e.complete_up_to || "unknown"), el("td", {}, e.basis)))
+        : [el("tr", {}, el("td", { colspan: 6, class: "muted" }, "every stage has applied everything"))]));
+    } catch (e) { showError(e); }
+  }
   document.getElementById("period_end").value = new Date(Date.now() - 86400000).toISOString().slice(0, 10);
   document.getElementById("payout-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     const msg = document.getElementById("payout-msg");
     try {
       const b = await api("/v1/finance/payouts", { method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ period_end: document.getElementById("period_end").value }) });
+        body: JSON.stringify({ period_end: document.getElementById("period_end").value,
+          force: document.getElementById("payout-force").checked }) });
       msg.textContent = "batch " + b.payout_id + ": " + b.lines.length + " lines paid, " + b.carried_over.length + " carried over";
       showError(null);
       showBatch(b);
@@ -455,7 +478,9 @@ function financePage() {
   });
   loadBatches();
   loadRecon();
+  loadWatermark();
   setInterval(loadRecon, 15000);
+  setInterval(loadWatermark, 2000);
 }
 
 // --- page: index (sign in) -----------------------------------------------------------------------

@@ -178,3 +178,30 @@ local b = cjson.decode(ARGV[1])
 redis.call('DEL', b.ob)
 return {1}
 """
+
+# Right to erasure (api/privacy_routes.py): a viewer id leaves every stream of its brand while the
+# counts stay. In each stream's viewers SET and presence ZSETs (``now``, ``left``) the id is replaced
+# by this erasure's placeholder (one per request, so SCARD / ZCOUNT are unchanged even when the same
+# viewer is erased twice), keeping the presence score; the counters ``st`` go to ``stats``.
+# b = {id, ph, streams: [[viewers set, now zset, left zset]], stats, st: {field: n}} -> ids replaced
+VIEWER_ERASE = r"""
+local b = cjson.decode(ARGV[1])
+local replaced = 0
+for _, s in ipairs(b.streams) do
+  if redis.call('SREM', s[1], b.id) == 1 then
+    redis.call('SADD', s[1], b.ph)
+    replaced = replaced + 1
+  end
+  for i = 2, 3 do
+    local score = redis.call('ZSCORE', s[i], b.id)
+    if score then
+      redis.call('ZREM', s[i], b.id)
+      redis.call('ZADD', s[i], score, b.ph)
+      replaced = replaced + 1
+    end
+  end
+end
+for f, n in pairs(b.st) do redis.call('HINCRBY', b.stats, f, n) end
+redis.call('HINCRBY', b.stats, 'viewer_ids_erased', replaced)
+return replaced
+"""

@@ -89,8 +89,25 @@ def test_payout_flow_idempotent_carry_over_and_clawback(ledger: World) -> None:
                  ingested_at=NOW - timedelta(minutes=1))
     e = ledger.get("/v1/creators/c1/earnings", "c1").json()["currencies"][0]["commission"]
     assert e["approved"] == -6000 + 15000 and e["reversed"] == 6000
-    second = ledger.post("/v1/finance/payouts", "finance", json={"period_end": TODAY.isoformat()})
+    # today is not over: its end is after the watermark (409 not_complete) unless forced (audited)
+    refused = assert_error(ledger.post("/v1/finance/payouts", "finance", json={"period_end": TODAY.isoformat()}),
+                           409, "not_complete")
+    first = refused["error"]["details"][0]
+    assert first["field"] == "period_end" and first["complete_up_to"] is not None
+    assert first["complete_up_to"] < first["period_ends_at"]
+    assert ledger.get(f"/v1/finance/payouts/po-{TODAY.isoformat()}", "finance").status_code == 404
+    before_force = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    second = ledger.post("/v1/finance/payouts", "finance", json={"period_end": TODAY.isoformat(), "force": True})
     assert second.status_code == 201, second.text
+    audit = ledger.get(f"/v1/admin/audit?since={before_force}", "admin").json()["entries"]
+    forced = [a for a in audit if a["action"] == "payout.force"]
+    assert len(forced) == 1 and forced[0]["entity_id"] == f"po-{TODAY.isoformat()}", audit
+    assert forced[0]["actor"].startswith("finance:") and forced[0]["after"]["period_end"] == TODAY.isoformat()
+    # the batch exists now: returned as before (200), forced or not, and nothing more is audited
+    again = ledger.post("/v1/finance/payouts", "finance", json={"period_end": TODAY.isoformat()})
+    assert again.status_code == 200 and again.json() == second.json()
+    audit = ledger.get(f"/v1/admin/audit?since={before_force}", "admin").json()["entries"]
+    assert len([a for a in audit if a["action"] == "payout.force"]) == 1
     b2 = second.json()
     c1 = next(ln for ln in b2["lines"] if ln["creator_id"] == "c1")
     assert (c1["amount_minor"], c1["orders"], c1["clawback_minor"]) == (9000, 2, -6000)
@@ -111,7 +128,7 @@ def test_payout_flow_idempotent_carry_over_and_clawback(ledger: World) -> None:
 
 
 @pytest.mark.parametrize("body", [{"period_end": "2999-01-01"}, {"period_end": "yesterday"}, {},
-                                  {"period_end": "2026-02-30"}])
+                                  {"period_end": "2026-02-30"}, {"period_end": "2020-01-01", "force": "yes"}])
 def test_payout_bad_params(ledger: World, body: dict[str, Any]) -> None:
     resp = ledger.post("/v1/finance/payouts", "finance", json=body)
     assert_error(resp, 422, "validation_failed")
@@ -123,6 +140,33 @@ def test_payout_tenancy(ledger: World, key: str, status: int) -> None:
     assert_error(ledger.get("/v1/finance/payouts/po-2020-01-01", key), status)
     assert_error(ledger.get("/v1/finance/payouts/po-2020-01-01.csv", key), status)
     assert_error(ledger.get("/v1/finance/payouts", key), status)
+
+
+def test_watermark_idle_pipeline_is_now(ledger: World) -> None:
+    """No stream worker or sink runs here, and nothing is in the topics: every stage is caught up, so
+    the watermark is the time of the reading (minus the clock-skew allowance)."""
+    before = datetime.now(UTC)
+    resp = ledger.get("/v1/finance/watermark", "finance")
+    assert resp.status_code == 200, resp.text
+    wm = resp.json()
+    complete = datetime.fromisoformat(wm["complete_up_to"])
+    assert before - timedelta(seconds=3) < complete <= datetime.now(UTC)
+    stages = {(e["stage"], e["topic"].split(".")[-1]) for e in wm["partitions"]}
+    assert stages == {("live", "events"), ("ledger", "events"), ("ledger", "orders"), ("clickhouse", "events"),
+                      ("clickhouse", "ledger")}
+    assert len(wm["partitions"]) == 5 * 6 and not wm["stale"]
+    assert all(e["lag"] == 0 and e["applied_offset"] == -1 and e["end_offset"] == 0 for e in wm["partitions"])
+    assert ledger.get("/v1/finance/watermark", "admin").status_code == 200
+    # earnings and reconciliation carry it
+    earn = ledger.get("/v1/creators/c1/earnings", "c1").json()
+    rec = ledger.get("/v1/finance/reconciliation", "finance").json()
+    assert earn["complete_up_to"] is not None and rec["complete_up_to"] is not None
+    assert datetime.fromisoformat(earn["complete_up_to"]) >= complete - timedelta(seconds=5)
+
+
+@pytest.mark.parametrize(("key", "status"), [("b1", 403), ("c1", 403), ("none", 401)])
+def test_watermark_tenancy(ledger: World, key: str, status: int) -> None:
+    assert_error(ledger.get("/v1/finance/watermark", key), status)
 
 
 def test_payout_unknown_is_404(ledger: World) -> None:

@@ -159,6 +159,10 @@ def test_creator_and_finance_pages(world: World, browser: Any) -> None:
     assert wait_for(lambda: "lines paid" in text(browser, "payout-msg"), 10) is not None, text(browser, "error")
     assert wait_for(lambda: "c1" in text(browser, "creators"), 10) is not None
     assert wait_for(lambda: "po-" in text(browser, "batches"), 10) is not None
+    # the completeness watermark: a time, and "caught up" (nothing is in flight here)
+    assert wait_for(lambda: text(browser, "wm-complete").endswith(" UTC"), 10) is not None, text(browser, "error")
+    status = "wm-status"
+    assert wait_for(lambda: text(browser, status).lower() == "caught up", 10) is not None, text(browser, status)
     browser.save_screenshot(str(SCREENSHOTS / "finance.png"))
 
 
