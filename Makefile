@@ -18,7 +18,7 @@ up: install ## start Kafka, Redis and ClickHouse (chDB dev server) on 127.0.0.1;
 down: ## stop the dev services (data is kept in .devstack/)
 	@bash devstack/down.sh
 
-status: ## show which dev services and app processes run
+status: ## show which dev services and app processes run, their metrics ports and /readyz
 	@bash devstack/status.sh
 
 migrate: up ## create Kafka topics and apply ClickHouse migrations

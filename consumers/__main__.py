@@ -8,7 +8,22 @@ import contextlib
 import logging
 
 from consumers.clickhouse_sink import ClickHouseSink
-from liveledger.settings import get_settings
+from liveledger import metrics
+from liveledger.ops_server import OpsServer
+from liveledger.readiness import Readiness
+from liveledger.settings import Settings, get_settings
+
+
+async def serve(settings: Settings, sink: ClickHouseSink) -> None:
+    """The sink with its metrics port (/metrics, /healthz, /readyz: Kafka and ClickHouse)."""
+    metrics.identify("sink")
+    ops = OpsServer(settings, "sink", Readiness(settings, ("kafka", "clickhouse")))
+    await ops.start()
+    metrics.on_scrape(sink.report_lag)
+    try:
+        await sink.run()
+    finally:
+        await ops.stop()
 
 
 def main() -> None:
@@ -20,9 +35,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
     for name in ("aiokafka", "kafka", "clickhouse_connect", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    sink = ClickHouseSink(get_settings(), max_rows=args.max_rows, max_age=args.max_age)
+    settings = get_settings()
+    sink = ClickHouseSink(settings, max_rows=args.max_rows, max_age=args.max_age)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(sink.run())
+        asyncio.run(serve(settings, sink))
 
 
 if __name__ == "__main__":

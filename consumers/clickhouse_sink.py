@@ -21,12 +21,17 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from clickhouse_connect.driver.client import Client
 
+from liveledger import metrics
 from liveledger.ch import get_client
 from liveledger.settings import Settings
 from liveledger.storage import clickhouse as R
 from liveledger.topics import topic_name
 
 log = logging.getLogger(__name__)
+
+CONSUMER = "clickhouse"  # the consumer label of its lag, the path label of its flushes
+_FLUSH_SIZE = metrics.FLUSH_SIZE.labels(CONSUMER)
+_FLUSH_SECONDS = metrics.FLUSH_DURATION.labels(CONSUMER)
 
 
 def dedup_token(table: str, ranges: dict[TopicPartition, tuple[int, int]]) -> str:
@@ -50,6 +55,8 @@ class ClickHouseSink:
         self._rows = R.Rows()
         self._ranges: dict[TopicPartition, tuple[int, int]] = {}
         self._opened = time.monotonic()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._committed: dict[TopicPartition, int] = {}  # next offset to apply, per partition (for lag)
         self._stats_rows = 0
         self._stats_flushes = 0
         self._last_log = time.monotonic()
@@ -82,19 +89,26 @@ class ClickHouseSink:
             if data:
                 self._client.insert(table, data, column_names=R.COLUMNS[table], database=self.database,
                                     settings={"insert_deduplication_token": dedup_token(table, ranges)})
+        for table, data in rows.tables.items():  # counted once every insert of the flush succeeded
+            if data:
+                metrics.SINK_ROWS.labels(table).inc(len(data))
 
     async def flush(self) -> None:
         rows, ranges = self._rows, self._ranges
         delay = 0.2
+        started = time.perf_counter()
         while True:
             try:
                 await asyncio.to_thread(self._insert_all, rows, ranges)
                 break
             except Exception as exc:  # ClickHouse down or overloaded: keep the batch, retry, don't commit
+                metrics.SINK_INSERT_ERRORS.inc()
                 log.warning("clickhouse insert failed (%s); retrying in %.1fs", exc, delay)
                 self._client = None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+        _FLUSH_SECONDS.observe(time.perf_counter() - started)
+        _FLUSH_SIZE.observe(len(rows))
         self._stats_rows += len(rows)
         self._stats_flushes += 1
 
@@ -103,6 +117,29 @@ class ClickHouseSink:
         offsets = {tp: last + 1 for tp, (_, last) in self._ranges.items()}
         self._rows, self._ranges, self._opened = R.Rows(), {}, time.monotonic()
         await consumer.commit(offsets)
+        self._committed.update(offsets)
+
+    async def report_lag(self) -> None:
+        """Consumer lag per assigned partition for /metrics: the last fetched high watermark minus
+        the committed offset (this process's own commits; the group's, fetched once, before)."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        assigned = consumer.assignment()
+        for tp in set(self._committed) - assigned:  # revoked: another member commits it now
+            del self._committed[tp]
+        lags: dict[tuple[str, int], int] = {}
+        for tp in sorted(assigned):
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            if tp not in self._committed:
+                committed = await consumer.committed(tp)
+                if committed is None:
+                    continue
+                self._committed[tp] = committed
+            lags[(tp.topic, tp.partition)] = high - self._committed[tp]
+        metrics.set_lag(CONSUMER, lags)
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -112,6 +149,7 @@ class ClickHouseSink:
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
         await consumer.start()
+        self._consumer = consumer
         log.info("clickhouse sink started: %s, %s, %s → database %s (group %s)", self.events_topic,
                  self.ledger_topic, self.dlq_topic, self.database, self.group_id)
         try:
@@ -127,6 +165,7 @@ class ClickHouseSink:
                     self._opened = time.monotonic()
                 self._log_rate()
         finally:
+            self._consumer = None
             try:
                 await consumer.stop()
             except Exception as exc:

@@ -50,6 +50,19 @@ signature() {
     esac
 }
 
+# metrics_port NAME -> the port of NAME's /metrics (docs/operations.md): ingest and api on their own
+# HTTP port, stream worker streams-N on 9200+N (streams: 9201), the ClickHouse sink on 9301.
+metrics_port() {
+    case "$1" in
+        ingest) echo 8080 ;;
+        api) echo 8000 ;;
+        streams) echo 9201 ;;
+        streams-*) echo $((9200 + ${1#streams-})) ;;
+        sink) echo 9301 ;;
+        *) echo - ;;
+    esac
+}
+
 pidfile() { echo "$RUN/$1.pid"; }
 logfile() { echo "$LOGS/$1.log"; }
 

@@ -5,8 +5,11 @@
 #   api      python -m api                     (waits for GET :8000/healthz)
 #   streams  python -m streams worker          (LIVELEDGER_STREAM_WORKERS of them, default 1;
 #                                               extra workers are streams-2.. with their own
-#                                               Faust web port and data dir)
-#   sink     python -m consumers clickhouse
+#                                               Faust web port and data dir; metrics port
+#                                               9201 for streams, 9200+N for streams-N)
+#   sink     python -m consumers clickhouse    (metrics port 9301)
+# Metrics ports (LIVELEDGER_METRICS_PORT, docs/operations.md) are set explicitly here, so that
+# `make status` and deploy/prometheus.yml know them; ingest and api serve /metrics on 8080 / 8000.
 #
 #   devstack/serve.sh               # all of them
 #   devstack/serve.sh ingest api    # a subset
@@ -63,14 +66,14 @@ for name in "${wanted[@]}"; do
             http_checks+=("$name")
             ;;
         streams)
-            launch streams "$PY" -m streams worker
+            launch streams env LIVELEDGER_METRICS_PORT="$(metrics_port streams)" "$PY" -m streams worker
             for ((i = 2; i <= workers; i++)); do
-                launch "streams-$i" "$PY" -m streams --datadir "$STATE/streams-$i" worker \
-                    --web-port $((6066 + i - 1))
+                launch "streams-$i" env LIVELEDGER_METRICS_PORT="$(metrics_port "streams-$i")" \
+                    "$PY" -m streams --datadir "$STATE/streams-$i" worker --web-port $((6066 + i - 1))
             done
             ;;
         sink)
-            launch sink "$PY" -m consumers clickhouse
+            launch sink env LIVELEDGER_METRICS_PORT="$(metrics_port sink)" "$PY" -m consumers clickhouse
             ;;
     esac
 done

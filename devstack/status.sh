@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Show the dev services and the application processes: running/stopped, pid, port, log.
+# Show the dev services and the application processes: running/stopped, pid, port, log; for the app
+# processes also their metrics port (GET /metrics, docs/operations.md) and what /readyz answers.
 # Exit code 0 when every dev service runs, 1 otherwise (app processes do not count).
 set -euo pipefail
 # shellcheck source=devstack/lib.sh
@@ -32,20 +33,30 @@ for spec in kafka:$KAFKA_PORT redis:$REDIS_PORT clickhouse:$CLICKHOUSE_PORT; do
     row "$name" "$state" "$pid" "$port" ".devstack/logs/$name.log"
 done
 
+# ready PORT -> the HTTP status of GET /readyz (at most 2 s), or "-" when nothing answers
+ready() {
+    local code
+    code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$1/readyz" 2>/dev/null || true)"
+    [[ -n "$code" && "$code" != 000 ]] && echo "$code" || echo -
+}
+app_row() { printf '  %-12s %-9s %-8s %-7s %-8s %-6s %s\n' "$@"; }
+
 echo "app processes:"
-row NAME STATE PID PORT LOG
+app_row NAME STATE PID PORT METRICS READY LOG
 shopt -s nullglob
 for spec in ingest:8080 api:8000 streams:- sink:-; do
     name="${spec%%:*}"
     port="${spec##*:}"
-    if pid="$(pid_of "$name")"; then state=running; else state=stopped pid=-; fi
-    row "$name" "$state" "$pid" "$port" ".devstack/logs/$name.log"
+    mport="$(metrics_port "$name")"
+    if pid="$(pid_of "$name")"; then state=running rdy="$(ready "$mport")"; else state=stopped pid=- rdy=-; fi
+    app_row "$name" "$state" "$pid" "$port" "$mport" "$rdy" ".devstack/logs/$name.log"
 done
 # extra stream workers (LIVELEDGER_STREAM_WORKERS > 1)
 for f in "$RUN"/streams-*.pid; do
     name="$(basename "$f" .pid)"
     if pid="$(pid_of "$name")"; then
-        row "$name" running "$pid" - ".devstack/logs/$name.log"
+        mport="$(metrics_port "$name")"
+        app_row "$name" running "$pid" - "$mport" "$(ready "$mport")" ".devstack/logs/$name.log"
     fi
 done
 exit "$down"

@@ -29,6 +29,7 @@ from ingest.clicks import BotDetector, RepeatGuard, client_hash, client_ip, clie
 from ingest.errors import error_response, json_response
 from ingest.openapi import openapi_spec
 from ingest.signatures import SignatureError, verify_liveledger, verify_shopify
+from liveledger import metrics
 from liveledger.auth import INGEST_KEYS, authenticate
 from liveledger.errors import (
     ServiceError,
@@ -42,6 +43,8 @@ from liveledger.errors import (
     validation_failed,
 )
 from liveledger.kafka import start_producer
+from liveledger.ops_server import metrics_view, readyz_view
+from liveledger.readiness import Readiness
 from liveledger.settings import Settings
 from liveledger.setup_state import Principal, SetupReplica, Table, link_redirect_counts, webhook_secrets
 from liveledger.storage import redis_keys
@@ -76,6 +79,10 @@ _BRAND_IN_BODY = re.compile(rb'"brand_id"\s*:\s*"([A-Za-z0-9._:-]{1,128})"')
 _SHOPIFY_TOPICS = ("orders/create", "orders/cancelled", "refunds/create")
 _JSON = "application/json"
 SETTINGS_KEY = web.AppKey("settings", Settings)
+# Metric children bound once (liveledger/metrics.py): the hot path only increments them.
+_ACCEPTED = {s: metrics.EVENTS_ACCEPTED.labels(s) for s in ("events-api", "redirect", "native", "shopify")}
+_REJECTED = {s: metrics.EVENTS_REJECTED.labels(s) for s in ("events-api", "native", "shopify")}
+_REDIRECTS = {o: metrics.REDIRECTS.labels(o) for o in ("click", "repeat", "bot", "inactive", "head")}
 
 
 def utc_now() -> datetime:
@@ -103,12 +110,19 @@ def _query_param_slot(url: str, name: str) -> tuple[str, str]:
 
 
 class IngestState:
-    """Long-lived clients and counters of one ingest process."""
+    """Long-lived clients and counters of one ingest process.
+
+    :meth:`start` returns at once: the Kafka clients (producer, setup replica) connect in the
+    background, retried until Kafka answers, so that ``/readyz`` (and ``/metrics``) answer while it
+    is down; until then every other route, ``/healthz`` included, is ``503 starting``."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.setup = SetupReplica(settings)
         self.producer: Any = None
+        self.started = False
+        self._connecting: asyncio.Task[None] | None = None
+        self.readiness = Readiness(settings, ("kafka", "redis"), started=lambda: self.started)
         self.inflight = 0
         # Edge counters (events refused before Kafka, responses by status) for reconciliation;
         # flushed to the Redis stats hash once a second, off the request path.
@@ -123,14 +137,43 @@ class IngestState:
         self.repeats: RepeatGuard | None = None
 
     async def start(self) -> None:
-        self.producer = await start_producer(self.settings)
-        await self.setup.start()
         # Short timeouts: the repeat check is on the redirect path and fails open (docs/ingest.md).
         self.redis = aioredis.from_url(self.settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self.repeats = RepeatGuard(self.redis, self.settings.topic_prefix)
         self._flusher = asyncio.create_task(self._flush_counters_forever(), name="ingest-counters")
+        self._connecting = asyncio.create_task(self._connect_forever(), name="ingest-connect")
+
+    async def _connect(self) -> None:
+        self.producer = await start_producer(self.settings)
+        try:
+            await self.setup.start()
+        except BaseException:
+            await self.setup.stop()
+            self.setup = SetupReplica(self.settings)  # a fresh replica for the next attempt
+            await self.producer.stop()
+            self.producer = None
+            raise
+        self.started = True
+
+    async def _connect_forever(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self._connect()
+            except Exception as exc:
+                log.warning("kafka not reachable (%r); ingest retries in %.1f s (/readyz: 503 kafka)", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            log.info("ingest ready on %s:%d", self.settings.ingest_host, self.settings.ingest_port)
+            return
 
     async def stop(self) -> None:
+        if self._connecting is not None:
+            self._connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connecting
+        await self.readiness.aclose()
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -160,15 +203,24 @@ class IngestState:
             await asyncio.sleep(1.0)
             await self.flush_counters()
 
-    async def send(self, topic: str, key: str, value: bytes) -> None:
-        """Durably write one record (acks=all); raises 503 when over the in-flight bound."""
+    async def send(self, topic: str, key: str, value: bytes,
+                   queued: list[asyncio.Future[Any]] | None = None) -> None:
+        """Durably write one record (acks=all); raises 503 when over the in-flight bound. A record
+        not acknowledged in time stays queued in the producer and may still land: its delivery
+        future is then appended to ``queued`` (the redirect keeps its click claim until it fails)."""
         if self.inflight >= self.settings.ingest_max_inflight:
             raise unavailable("too many requests in flight, retry shortly", 1, code="overloaded")
         self.inflight += 1
+        delivery: asyncio.Future[Any] | None = None
         try:
             async with asyncio.timeout(self.settings.ingest_send_timeout_s):
-                await self.producer.send_and_wait(topic, value, key=key.encode())
+                delivery = await self.producer.send(topic, value, key=key.encode())
+                await asyncio.shield(delivery)
         except TimeoutError as exc:  # Kafka unresponsive (a paused broker, a partition): bounded wait
+            if delivery is not None:
+                delivery.add_done_callback(_outcome_retrieved)
+                if queued is not None:
+                    queued.append(delivery)
             self.counters["ingest_send_timeouts"] += 1
             log.error("kafka send to %s not acknowledged within %.1f s", topic, self.settings.ingest_send_timeout_s)
             raise unavailable("event log unavailable, retry shortly", 2) from exc
@@ -192,7 +244,11 @@ STATE_KEY: web.AppKey[IngestState] = web.AppKey("state", IngestState)
 
 
 def _state(request: web.Request) -> IngestState:
-    return request.app[STATE_KEY]
+    """The process state, once its Kafka clients are up (``503 starting`` before)."""
+    st = request.app[STATE_KEY]
+    if not st.started:
+        raise unavailable("starting: waiting for Kafka", 2, code="starting")
+    return st
 
 
 def _check_json_request(request: web.Request, max_bytes: int) -> None:
@@ -286,10 +342,12 @@ async def redirect(request: web.Request) -> web.Response:
     now = utc_now()
     if request.method == "HEAD":
         st.counters["head_requests"] += 1
+        _REDIRECTS["head"].inc()
         return _redirect_response(destination, None, 0)
     state = st.setup.state
     if not link_redirect_counts(state, link, now):
         st.counters["inactive_link_redirects"] += 1
+        _REDIRECTS["inactive"].inc()
         return _redirect_response(destination, None, 0)
     campaign = state.campaigns.get(link["campaign_id"], {})
     window_days = int(campaign.get("attribution_window_days", 30))
@@ -299,12 +357,14 @@ async def redirect(request: web.Request) -> web.Response:
         user_agent = request.headers.get("User-Agent", "")
         if st.bots.is_bot(user_agent):
             st.counters["bot_clicks"] += 1
+            _REDIRECTS["bot"].inc()
             return _redirect_response(destination, None, 0)
         client = client_hash(st.client_secret, client_ip(request.remote, request.headers.get("X-Forwarded-For"),
                                                          st.trusted_proxies), user_agent)
         claimed = await _claim(st, code, client, click_id)
         if claimed is not None:  # a repeat: the first click id again, no new click
             st.counters["repeat_clicks"] += 1
+            _REDIRECTS["repeat"].inc()
             return _redirect_response(destination, claimed, window_days)
     # Hot path: parts straight from the setup record, no re-validation.
     click = WireClickEvent.assemble({
@@ -313,13 +373,41 @@ async def redirect(request: web.Request) -> web.Response:
         "link_code": code, "client_hash": client, "occurred_at": now})
     record = EventsBatchRecord.build(batch_id=str(uuid.uuid4()), brand_id=link["brand_id"], source="redirect",
                                      received_at=now, events=[click])
+    queued: list[asyncio.Future[Any]] = []
     try:
-        await st.send(st.events_topic, link["brand_id"], record.to_bytes())
+        await st.send(st.events_topic, link["brand_id"], record.to_bytes(), queued)
     except ServiceError:
-        if st.repeats is not None and client is not None:  # not recorded: a retry must get a fresh click
-            await st.repeats.release(code, client, click_id)
+        if st.repeats is not None and client is not None:
+            if queued:  # not acknowledged in time, but queued: it may still land, so the client's retry
+                # gets this click id back (a repeat) rather than a second click; released if it fails
+                _release_if_lost(st.repeats, queued[0], code, client, click_id)
+            else:  # not recorded: a retry must get a fresh click
+                await st.repeats.release(code, client, click_id)
         raise
+    _ACCEPTED["redirect"].inc()
+    _REDIRECTS["click"].inc()
     return _redirect_response(destination, click_id, window_days)
+
+
+_RELEASES: set[asyncio.Task[None]] = set()  # claim releases waiting for a late send's outcome
+
+
+def _outcome_retrieved(delivery: asyncio.Future[Any]) -> None:
+    """Done-callback of a send that timed out: its late outcome is read (no "exception never retrieved")."""
+    if not delivery.cancelled():
+        delivery.exception()
+
+
+def _release_if_lost(repeats: RepeatGuard, delivery: asyncio.Future[Any], code: str, client: str,
+                     click_id: str) -> None:
+    """Release the click claim once the queued click record finally fails (it never reached Kafka)."""
+    def done(f: asyncio.Future[Any]) -> None:
+        if f.cancelled() or f.exception() is not None:
+            task = asyncio.get_running_loop().create_task(repeats.release(code, client, click_id))
+            _RELEASES.add(task)
+            task.add_done_callback(_RELEASES.discard)
+
+    delivery.add_done_callback(done)
 
 
 async def _claim(st: IngestState, code: str, client: str, click_id: str) -> str | None:
@@ -397,6 +485,7 @@ async def post_events(request: web.Request) -> web.Response:
     rejected.sort(key=lambda r: int(r["index"]))
     st.counters["ingest_events_received"] += len(raw_events)
     st.counters["events_rejected"] += len(rejected)
+    _REJECTED["events-api"].inc(len(rejected))
     if not out:
         details = [_detail(r) for r in rejected]
         if forbidden_count and forbidden_count == len(rejected):
@@ -405,6 +494,7 @@ async def post_events(request: web.Request) -> web.Response:
     record = EventsBatchRecord.build(batch_id=str(uuid.uuid4()), brand_id=brand_id, source="events-api",
                                      received_at=now, events=out)
     await st.send(st.events_topic, brand_id, record.to_bytes())
+    _ACCEPTED["events-api"].inc(len(out))
     return json_response(202, {"accepted": len(out), "rejected": rejected})
 
 
@@ -436,6 +526,7 @@ async def post_order_webhook(request: web.Request) -> web.Response:
     try:
         order = validate_order_webhook(payload, now)
     except ValidationFailed as exc:
+        _REJECTED["native"].inc()
         raise validation_failed(exc) from exc
     return await _accept_order(st, brand_id, order, now, "native")
 
@@ -450,8 +541,10 @@ def order_record(order: OrderCreated | OrderRefunded, now: datetime, source: Ord
 async def _accept_order(st: IngestState, brand_id: str, order: OrderCreated | OrderRefunded, now: datetime,
                         source: OrderSource) -> web.Response:
     if order.brand_id != brand_id:
+        _REJECTED[source].inc()
         raise forbidden("brand_id does not match the signing brand", "brand_id")
     await st.send(st.orders_topic, brand_id, order_record(order, now, source).to_bytes())
+    _ACCEPTED[source].inc()
     return json_response(202, {"accepted": 1, "event_id": order.event_id})
 
 
@@ -499,6 +592,7 @@ async def post_shopify_webhook(request: web.Request) -> web.Response:
         # so Shopify stops retrying, record nothing.
         return json_response(200, {"accepted": 0, "ignored": str(exc)})
     except ValidationFailed as exc:
+        _REJECTED["shopify"].inc()
         raise validation_failed(exc) from exc
     response = await _accept_order(st, brand_id, order, now, "shopify")
     if isinstance(order, OrderCreated) and isinstance(payload, dict) and payload.get("cancelled_at"):
@@ -512,38 +606,54 @@ async def _accept_cancellation(st: IngestState, brand_id: str, payload: Any, web
     try:
         order_id, cancelled_at = normalise_shopify_cancellation(payload, now)
     except ValidationFailed as exc:
+        _REJECTED["shopify"].inc()
         raise validation_failed(exc) from exc
     event_id = f"shopify-cancel:{webhook_id}"
     record = CancelRecord.model_construct(v=1, event_id=event_id, type="order.cancelled", brand_id=brand_id,
                                           order_id=order_id, occurred_at=min(cancelled_at, now),
                                           received_at=now, source="shopify")
     await st.send(st.orders_topic, brand_id, record.to_bytes())
+    _ACCEPTED["shopify"].inc()
     return json_response(202, {"accepted": 1, "event_id": event_id})
 
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every error in the contract's JSON shape, and every answer counted: requests by route
+    template (``/l/{code}``, never the raw path), method and status, with the latency until the
+    answer was ready (liveledger/metrics.py). One middleware for both: each aiohttp layer costs ~1 µs."""
+    start = time.perf_counter()
+    status = 499  # the client went away (CancelledError) before an answer
     try:
         response: web.StreamResponse = await handler(request)
+        status = response.status
         return response
     except ServiceError as exc:
         request.app[STATE_KEY].counters[f"ingest_http|{exc.status}|{exc.code}"] += 1
         response = error_response(exc)
+        status = exc.status
         if exc.status == 408:  # the rest of a slow body is not waited for (aiohttp would linger 10 s)
             response.force_close()
         return response
     except web.HTTPRequestEntityTooLarge:
+        status = 413
         return error_response(payload_too_large("body too large"))
     except web.HTTPException as exc:
+        status = exc.status
         if exc.status >= 400:
             return error_response(ServiceError(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason))
         raise
     except asyncio.CancelledError:
         raise
     except Exception:  # a bug: logged with its traceback here, never sent to the client
+        status = 500
         log.exception("unexpected error on %s %s", request.method, request.path)
         request.app[STATE_KEY].counters["ingest_http|500|internal_error"] += 1
         return error_response(ServiceError(500, "internal_error", "internal error; it was logged"))
+    finally:
+        resource = request.match_info.route.resource
+        metrics.observe_request(metrics.UNMATCHED_ROUTE if resource is None else resource.canonical,
+                                request.method, status, time.perf_counter() - start)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -553,8 +663,9 @@ def create_app(settings: Settings) -> web.Application:
     app[STATE_KEY] = state
 
     async def on_startup(_: web.Application) -> None:
+        metrics.identify("ingest")
+        metrics.INGEST_INFLIGHT.set_function(lambda: state.inflight)
         await state.start()
-        log.info("ingest ready on %s:%d", settings.ingest_host, settings.ingest_port)
 
     async def on_cleanup(_: web.Application) -> None:
         await state.stop()
@@ -562,6 +673,8 @@ def create_app(settings: Settings) -> web.Application:
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz_view(state.readiness))
+    app.router.add_get("/metrics", metrics_view)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/l/{code}", redirect)
     app.router.add_post("/v1/events", post_events)

@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     # Right to erasure (api/privacy_routes.py): the secret of the keyed hash that stands in for an
     # erased viewer id (Redis placeholders, audit log); empty: derived from admin_token.
     erasure_secret: str = ""
+    # Operations (docs/operations.md): stream workers and sinks serve /metrics, /healthz and /readyz
+    # on metrics_host:metrics_port; unset, a stream worker takes 9201 (the next free port up to
+    # 9299 when another worker has it) and the ClickHouse sink 9301 (up to 9399). Ingest and the API
+    # serve them on their own port. Each /readyz probe (Kafka, Redis, ClickHouse) gets at most
+    # readiness_timeout_s (capped at 1 s).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
+    readiness_timeout_s: float = 1.0
 
 
 @lru_cache(maxsize=1)

@@ -28,13 +28,17 @@ from aiokafka import AIOKafkaProducer
 from faust.types import TP, EventT
 from mode import Service
 
+from liveledger import metrics
 from liveledger.kafka import start_producer
+from liveledger.ops_server import OpsServer
+from liveledger.readiness import Readiness
 from liveledger.settings import Settings
 from liveledger.setup_state import SetupReplica
 from liveledger.topics import topic_name
 from schemas.wire import Headers
 from streams.gate import OffsetGate
 from streams.ledger_path import LedgerPath
+from streams.live_path import CONSUMER as LIVE_CONSUMER
 from streams.live_path import LivePath
 from streams.redis_state import LedgerStore, LiveStore, Notifier
 from streams.reread import Rereader
@@ -110,6 +114,34 @@ class Pipelines:
         if self.ledger is not None:
             self.ledger.on_revoked(revoked)
 
+    async def report_lag(self) -> None:
+        """Consumer lag per assigned partition for /metrics: Faust's last fetched high watermark
+        minus the next offset each path applies (its Redis fence + 1, which is the truth here,
+        not Faust's commits). A live fence not loaded yet is read from Redis (not cached)."""
+        if self.live is None or self.ledger is None:
+            return
+        consumer = self.app.consumer
+        events = topic_name(self.settings, "events")
+        live: dict[tuple[str, int], int] = {}
+        ledger: dict[tuple[str, int], int] = {}
+        for tp in sorted(consumer.assignment()):
+            try:
+                high = consumer.highwater(tp)
+            except AssertionError:  # revoked meanwhile
+                continue
+            if high is None:  # nothing fetched yet
+                continue
+            if tp.topic == events:
+                fence = self.live.fences.get(tp)
+                if fence is None:
+                    stored = await self.live.store.fence(LIVE_CONSUMER, tp.topic, tp.partition)
+                    fence = -1 if stored is None else stored
+                live[(tp.topic, tp.partition)] = high - fence - 1
+            if tp.partition in self.ledger.parts:
+                ledger[(tp.topic, tp.partition)] = high - self.ledger.fence(tp) - 1
+        metrics.set_lag("live", live)
+        metrics.set_lag("ledger", ledger)
+
     async def resync(self) -> None:
         """Apply what newly assigned partitions lack: Faust resumes a partition at its committed
         offset, which may lie past records no agent applied (the bug this design guards against),
@@ -178,12 +210,16 @@ def create_app(settings: Settings) -> faust.App:
     ledger_topics = app.topic(topic_name(settings, "events"), topic_name(settings, "orders"), key_type=bytes,
                               value_type=bytes, key_serializer="raw", value_serializer="raw")
     pipes = Pipelines(app, settings)
+    ops = OpsServer(settings, "streams", Readiness(settings, ("kafka", "redis"), started=pipes.started.is_set))
 
     @app.service
     class Clients(Service):
-        """Setup replica, change notifier, producer and the two paths; up before the agents."""
+        """Metrics port, setup replica, change notifier, producer and the two paths; up before the agents."""
 
         async def on_start(self) -> None:
+            metrics.identify("streams")
+            await ops.start()
+            metrics.on_scrape(pipes.report_lag)
             await pipes.start()
 
         @Service.task
@@ -192,6 +228,7 @@ def create_app(settings: Settings) -> faust.App:
 
         async def on_stop(self) -> None:
             await pipes.stop()
+            await ops.stop()
 
     async def _assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
         pipes.on_assigned(assigned)
@@ -221,4 +258,5 @@ def create_app(settings: Settings) -> faust.App:
         await run_batches("ledger", stream, LEDGER_BATCH, path.handle, reload)
 
     app.pipelines = pipes  # type: ignore[attr-defined]  # for tests and the bench
+    app.ops = ops  # type: ignore[attr-defined]
     return app

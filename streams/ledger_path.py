@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from liveledger import metrics
 from liveledger.settings import Settings
 from liveledger.setup_state import SetupReplica
 from liveledger.topics import topic_name
@@ -52,6 +53,9 @@ from streams.ledger_state import PartitionState
 from streams.redis_state import Fenced, LedgerStore, Notifier, now_ms
 
 log = logging.getLogger(__name__)
+
+_FLUSH_SIZE = metrics.FLUSH_SIZE.labels("ledger")
+_FLUSH_SECONDS = metrics.FLUSH_DURATION.labels("ledger")
 
 
 def compact(snap: dict[str, Any]) -> dict[str, Any]:
@@ -188,6 +192,7 @@ class LedgerPath:
 
     async def step(self, state: PartitionState, lists: list[tuple[Any, list[Any]]]) -> list[str] | None:
         """One partition's records → one Redis step → the outbox entries to produce (None: nothing done)."""
+        started = time.perf_counter()
         p = state.partition
         streams: list[list[tuple[int, int, str, Any]]] = []
         new_fences = dict(state.fences)
@@ -203,6 +208,7 @@ class LedgerPath:
         work.add(ledger.Effects(stats=dict(self.gate.take_stats())))
         tables = state.ledger_tables()
         n = 0
+        errors = 0
         # the two topics merged by record timestamp; each topic's own order is kept
         for _, _, topic, rec in heapq.merge(*streams, key=lambda x: (x[0], x[1])):
             n += 1
@@ -210,6 +216,7 @@ class LedgerPath:
                 await self.apply_record(tables, work, topic, p, rec.offset, rec.key, rec.value)
             except Exception as exc:  # a bug must not stop the partition: dead-letter the record and go on
                 log.exception("ledger path failed on %s:%d:%d", topic, p, rec.offset)
+                errors += 1
                 work.outbox.append(outbox_entry(self.dlq_topic, None, rec.key, rec.value, DeadLetter(
                     "processing_error", topic, p, rec.offset, detail=repr(exc)).headers()))
         sets, dels = state.take_changes()
@@ -224,6 +231,9 @@ class LedgerPath:
             await self.load(p)
             return None
         state.fences = {tp: new_fences.get(tp, -1) for tp in expected}
+        _FLUSH_SECONDS.observe(time.perf_counter() - started)
+        _FLUSH_SIZE.observe(n)
+        metrics.count_dead_letters("ledger", [*work.stats.items(), ("dlq|processing_error", errors)])
         if touched:
             self.notifier.mark(touched)
         self.notifier.mark_brands(snap["brand_id"] for snap in work.snaps if snap.get("creator_id"))

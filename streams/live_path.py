@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from liveledger import metrics
 from schemas.errors import InvalidRecord
 from schemas.wire import DeadLetter, Headers, decode_events_record
 from streams.gate import OffsetGate
@@ -26,6 +27,8 @@ from streams.redis_state import LiveStore, Notifier, now_ms
 log = logging.getLogger(__name__)
 
 CONSUMER = "live"
+_FLUSH_SIZE = metrics.FLUSH_SIZE.labels(CONSUMER)
+_FLUSH_SECONDS = metrics.FLUSH_DURATION.labels(CONSUMER)
 SendFn = Callable[[str, bytes | None, bytes | None, Headers], Awaitable[Awaitable[Any]]]
 
 
@@ -71,6 +74,7 @@ class LivePath:
 
     async def process(self, tp: Any, records: list[Any], *, retry: bool = True) -> int | None:
         """One partition's records → one fenced flush; the new fence, or ``None`` when nothing applied."""
+        started = time.perf_counter()
         fence = await self.fence(tp)
         fresh, jumped = await self.gate.admit(tp, fence, records)
         if not fresh:
@@ -103,6 +107,9 @@ class LivePath:
             self.fences[tp] = n
             return await self.process(tp, records, retry=False) if retry else None
         self.fences[tp] = batch.last_offset
+        _FLUSH_SECONDS.observe(time.perf_counter() - started)
+        _FLUSH_SIZE.observe(len(batch))
+        metrics.count_dead_letters(CONSUMER, batch.stats)
         self.notifier.mark(batch.stream_ids())
         self.notifier.mark_brands(b for b, _ in batch.creators)
         self._events += len(batch)
