@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 from api.context import ApiContext
 from api.conversion import ConversionReader
 from api.series import read_samples, store_sample
+from liveledger import metrics
 from liveledger.ch import get_async_client
 from liveledger.domain.live import ctr, cvr, top_products
 from liveledger.domain.payouts import PayoutItem, PayoutPlan, payout_items
@@ -323,10 +324,16 @@ async def start_read_clients(ctx: ApiContext) -> None:
 
     sampler = SeriesSampler(reader, lambda: list(ctx.setup.state.streams), conversion=sample_creators)
     sampler.start()
-    watermark = WatermarkReader(ctx.settings, client)
+    watermark = WatermarkReader(ctx.settings, client, on_computed=_export_watermark)
     watermark.start()
     ctx.extras.update(redis=client, live=reader, hub=hub, series=sampler, ledger=Ledger(ctx.settings),
                       conversion=conversion, watermark=watermark)
+
+
+def _export_watermark(wm: Watermark) -> None:
+    """Each reading (about once a second) sets ``liveledger_watermark_seconds`` on /metrics."""
+    if wm.complete_ms is not None:
+        metrics.set_watermark(wm.complete_ms / 1000)
 
 
 async def current_watermark(ctx: ApiContext, max_age_s: float | None = None) -> Watermark | None:

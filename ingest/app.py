@@ -309,7 +309,9 @@ def _loads(body: bytes) -> Any:
 async def healthz(request: web.Request) -> web.Response:
     st = _state(request)
     return json_response(200, {"status": "ok", "inflight": st.inflight, "setup_records": st.setup.position,
-                               "setup_catch_ups": st.setup.end_offset_requests})
+                               "setup_catch_ups": st.setup.end_offset_requests,
+                               "repeat_claims": st.repeats.claims if st.repeats else 0,
+                               "repeat_claim_batches": st.repeats.batches if st.repeats else 0})
 
 
 async def openapi(request: web.Request) -> web.Response:

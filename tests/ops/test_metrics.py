@@ -277,3 +277,15 @@ def test_worker_and_sink_ports_answer_healthz_and_readyz(ops: Ops, process: str)
     assert httpx.get(f"{base}/healthz", timeout=5).json()["status"] == "ok"
     resp = httpx.get(f"{base}/readyz", timeout=5)
     assert (resp.status_code, resp.json()) == (200, {"status": "ready"})
+
+
+def test_api_exports_the_finance_watermark(ops: Ops) -> None:
+    """The API's watermark reader (about once a second) sets liveledger_watermark_seconds: within
+    a minute of now once the pipeline is caught up (0 until its first complete reading)."""
+
+    def set_recently() -> Samples | None:
+        _, now = ops.scrape("api")
+        return now if value(now, "liveledger_watermark_seconds") > time.time() - 60 else None
+
+    after = eventually(set_recently, what="the watermark gauge within a minute of now")
+    assert value(after, "liveledger_watermark_seconds") <= time.time() + 5
