@@ -12,7 +12,10 @@
   ``X-Forwarded-For`` entry added by a trusted proxy (``LIVELEDGER_TRUSTED_PROXIES``).
 - **Repeats**: the first click of a client on a link claims :func:`liveledger.storage.redis_keys.click_repeat` in
   Redis (``SET NX GET EX 3600``, micro-batched); a repeat within the hour gets the claimed click id
-  back. Redis is shared, so this holds across restarts and across ingest processes.
+  back. Redis is shared, so this holds across restarts and across ingest processes. A claim is
+  *pending* (:func:`pending_claim`: click id and time) until its click record is in Kafka, then
+  *confirmed* (just the click id): a repeat that finds a pending claim nobody is writing any more (a
+  crash, a timed-out write) writes that same click again rather than handing out an id no record has.
 """
 
 from __future__ import annotations
@@ -129,15 +132,39 @@ def client_secret(configured: str, admin_token: str) -> bytes:
 
 
 # One round trip for every claim made while the previous round trip was out (a micro-batch): each
-# SET NX GET in order, so two concurrent taps of one client in one batch still get one click.
+# SET NX GET in order, so two concurrent taps of one client in one batch still get one click. An
+# entry "=<click id> <ms>" instead confirms the pending claim "?<click id> <ms>" (its click is in
+# Kafka): the value becomes the click id, the expiry stays.
 CLAIM_MANY: Final = """
 local out = {}
 local ttl = ARGV[#ARGV]
 for i = 1, #KEYS do
-  out[i] = redis.call('SET', KEYS[i], ARGV[i], 'NX', 'GET', 'EX', ttl) or false
+  local v = ARGV[i]
+  if string.byte(v, 1) == 61 then
+    local rest = string.sub(v, 2)
+    if redis.call('GET', KEYS[i]) == '?' .. rest then
+      redis.call('SET', KEYS[i], string.match(rest, '^(%S+)'), 'KEEPTTL')
+    end
+    out[i] = false
+  else
+    out[i] = redis.call('SET', KEYS[i], v, 'NX', 'GET', 'EX', ttl) or false
+  end
 end
 return out
 """
+
+
+def pending_claim(click_id: str, at_ms: int) -> str:
+    """The value of a claim whose click record is not known to be in Kafka yet."""
+    return f"?{click_id} {at_ms}"
+
+
+def parse_claim(value: str) -> tuple[str, int | None]:
+    """(click id, epoch ms of the click while the claim is pending -- ``None`` once confirmed)."""
+    if value.startswith("?"):
+        click_id, _, at_ms = value[1:].partition(" ")
+        return click_id, int(at_ms)
+    return value, None
 
 # Compare-and-delete: release a claim only if it is still ours (its click never reached Kafka).
 RELEASE_CLAIM: Final = """
@@ -177,12 +204,25 @@ class RepeatGuard:
             asyncio.get_running_loop().create_task(self._flush())
         return await future
 
+    async def confirm(self, link_code: str, client: str, click_id: str, at_ms: int) -> None:
+        """The click record of the pending claim ``(click_id, at_ms)`` is in Kafka. Errors are logged:
+        a claim left pending costs at most one more (de-duplicated) write of the same click."""
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._pending.append((self.key(link_code, client), f"={click_id} {at_ms}", future))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+        try:
+            await future
+        except Exception as exc:
+            log.warning("could not confirm click claim on %s: %r", link_code, exc)
+
     async def _flush(self) -> None:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
                 self.batches += 1
-                self.claims += len(batch)
+                self.claims += sum(1 for _, v, _ in batch if not v.startswith("="))
                 try:
                     priors = await self._claim_many(keys=[k for k, _, _ in batch],
                                                     args=[v for _, v, _ in batch] + [self.window_s])
@@ -197,9 +237,9 @@ class RepeatGuard:
         finally:
             self._flushing = False
 
-    async def release(self, link_code: str, client: str, click_id: str) -> None:
-        """Undo :meth:`claim` (the click was not written to Kafka): a retry gets a fresh click."""
+    async def release(self, link_code: str, client: str, value: str) -> None:
+        """Undo :meth:`claim` of ``value`` (the click was not written to Kafka): a retry gets a fresh click."""
         try:
-            await self._release(keys=[self.key(link_code, client)], args=[click_id])
+            await self._release(keys=[self.key(link_code, client)], args=[value])
         except Exception as exc:  # the claim then expires with its window
             log.warning("could not release click claim on %s: %r", link_code, exc)

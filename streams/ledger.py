@@ -270,11 +270,12 @@ def on_order(t: Tables, setup: SetupView, o: OrderRecord, src: str) -> Effects:
     return fx
 
 
-def _cancel_fact(state: dict[str, Any], fx: Effects) -> None:
-    """The refund fact of a cancellation (what it reversed), once the order is known."""
+def _cancel_fact(state: dict[str, Any], fx: Effects, keep_zero: bool = False) -> None:
+    """The refund fact of a cancellation (what it reversed), once the order is known; ``keep_zero``:
+    also when it now reverses nothing (a later refund took the rest: its row shrinks to 0)."""
     cancel, order = state.get("cancel"), state["order"]
     amount = cancellation_minor(state)
-    if cancel and amount:
+    if cancel and (amount or keep_zero):
         fx.refunds.append(_refund_fact(order["brand_id"], order["order_id"], cancel_refund_id(order["order_id"]),
                                        {"amount_minor": amount, "occurred_ms": cancel["occurred_ms"]},
                                        order["currency"]))
@@ -339,6 +340,9 @@ def on_refund(t: Tables, setup: SetupView, r: RefundRecord, src: str) -> Effects
         else:
             fx.refunds.append(_refund_fact(r.brand_id, r.order_id, r.refund_id, state["refunds"][r.refund_id],
                                            state["order"]["currency"]))
+            # after a cancellation, the cancellation reverses only what this refund left (its refund
+            # row in the ledger shrinks, so the refund rows of the order sum to what was given back)
+            _cancel_fact(state, fx, keep_zero=True)
     _keep(t, key, state, fx)
     return fx
 

@@ -112,49 +112,77 @@ async def _committed(admin: AIOKafkaAdminClient, group: str) -> dict[TopicPartit
     return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
 
 
+# The offsets that say what each stage applied: the stream worker's two paths by their Redis offset
+# fences (which decide what was applied -- not Faust's commits), the ClickHouse sink by its committed
+# offsets. The topics each stage reads:
+STAGES: dict[str, tuple[str, ...]] = {"live": ("events",), "ledger": ("events", "orders"),
+                                      "sink": ("events", "ledger", "dlq")}
+Positions = dict[str, dict[TopicPartition, int]]  # stage -> partition -> next offset to apply
+
+
+class PipelineProbe:
+    """Kafka end offsets and how far each stage got (``async with PipelineProbe(settings) as probe``)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.sink_group = f"{settings.topic_prefix}-liveledger-clickhouse"
+        self.tps = {short: [TopicPartition(topic_name(settings, short), p) for p in range(settings.event_partitions)]
+                    for short in ("events", "orders", "ledger", "dlq")}
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        self.redis: Any = aioredis.from_url(settings.redis_url, decode_responses=True)
+
+    async def __aenter__(self) -> PipelineProbe:
+        await self.consumer.start()
+        await self.admin.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+        await self.admin.close()
+        await self.redis.aclose()
+
+    async def ends(self) -> dict[TopicPartition, int]:
+        return dict(await self.consumer.end_offsets([tp for v in self.tps.values() for tp in v]))
+
+    async def applied(self, stages: tuple[str, ...] = tuple(STAGES)) -> Positions:
+        out: Positions = {}
+        for stage in stages:
+            if stage == "sink":
+                done = await _committed(self.admin, self.sink_group)
+                out[stage] = {tp: done.get(tp, 0) for short in STAGES[stage] for tp in self.tps[short]}
+            else:
+                fences = await self.redis.hgetall(f"{self.settings.topic_prefix}:offsets:{stage}")
+                out[stage] = {tp: int(fences[f"{tp.topic}:{tp.partition}"]) + 1
+                              if f"{tp.topic}:{tp.partition}" in fences else 0
+                              for short in STAGES[stage] for tp in self.tps[short]}
+        return out
+
+    def behind(self, ends: dict[TopicPartition, int], applied: Positions) -> dict[str, int]:
+        """``stage topic:partition`` -> records of ``ends`` that stage has not applied yet."""
+        out = {}
+        for stage, done in applied.items():
+            label = self.sink_group if stage == "sink" else stage
+            for tp, next_offset in done.items():
+                if ends[tp] > next_offset:
+                    out[f"{label} {tp.topic}:{tp.partition}"] = ends[tp] - next_offset
+        return out
+
+
 async def drain(settings: Settings, timeout: float) -> None:
-    """Until every partition is applied up to its end twice in a row: by the stream worker's paths
-    (their Redis offset fences, which decide what was applied -- not Faust's commits) and by the
-    ClickHouse sink (its committed offsets). The worker writes the ledger topic, so its end moves
-    until the worker is done."""
-    prefix = settings.topic_prefix
-    fences = {"live": ("events",), "ledger": ("events", "orders")}
-    sink_group = f"{prefix}-liveledger-clickhouse"
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    r: Any = aioredis.from_url(settings.redis_url, decode_responses=True)
-    await consumer.start()
-    await admin.start()
-    try:
-        tps = {short: [TopicPartition(topic_name(settings, short), p) for p in range(settings.event_partitions)]
-               for short in ("events", "orders", "ledger", "dlq")}
+    """Until every partition is applied up to its end twice in a row by every stage (``STAGES``).
+    The worker writes the ledger topic, so its end moves until the worker is done."""
+    async with PipelineProbe(settings) as probe:
         deadline = time.monotonic() + timeout
         streak = 0
         behind: dict[str, int] = {}
         while time.monotonic() < deadline:
-            ends = await consumer.end_offsets([tp for v in tps.values() for tp in v])
-            behind = {}
-            for path, shorts in fences.items():
-                applied = {k: int(v) + 1 for k, v in (await r.hgetall(f"{prefix}:offsets:{path}")).items()}
-                for short in shorts:
-                    for tp in tps[short]:
-                        done = applied.get(f"{tp.topic}:{tp.partition}", 0)
-                        if ends[tp] > done:
-                            behind[f"{path} {tp.topic}:{tp.partition}"] = ends[tp] - done
-            done_sink = await _committed(admin, sink_group)
-            for short in ("events", "ledger", "dlq"):
-                for tp in tps[short]:
-                    if ends[tp] > done_sink.get(tp, 0):
-                        behind[f"{sink_group} {tp.topic}:{tp.partition}"] = ends[tp] - done_sink.get(tp, 0)
+            behind = probe.behind(await probe.ends(), await probe.applied())
             streak = streak + 1 if not behind else 0
             if streak >= 2:
                 return
             await asyncio.sleep(0.5)
         raise AssertionError(f"pipeline not drained within {timeout}s: {behind}")
-    finally:
-        await consumer.stop()
-        await admin.close()
-        await r.aclose()
 
 
 # --- the three views ---------------------------------------------------------------------------------
@@ -326,6 +354,39 @@ def truth_brands(gt: GroundTruth) -> Json:
             for bid, b in gt.document["brands"].items()}
 
 
+def truth_creator_currencies(gt: GroundTruth) -> Json:
+    return {cid: {k[0]: v for k, v in c["currencies"].items()} for cid, c in truth_creators(gt).items()}
+
+
+def clickhouse_creators(settings: Settings) -> Json:
+    """creator -> currency -> orders, net, commission, reversed of the ledger (ClickHouse)."""
+    client = get_client(settings, database=settings.clickhouse_database)
+    try:
+        rows = client.query("SELECT creator_id, currency, count(), sum(net_minor), sum(commission_minor), "
+                            "sum(reversed_minor) FROM orders_ledger FINAL WHERE creator_id != '' "
+                            "GROUP BY creator_id, currency").result_rows
+    finally:
+        client.close()
+    got: Json = defaultdict(dict)
+    for creator, cur, n, net, com, rev in rows:
+        got[creator][cur] = {"orders": n, "net_minor": int(net), "commission": int(com), "reversed": int(rev)}
+    return dict(got)
+
+
+def truth_refunds(gt: GroundTruth) -> Json:
+    return {(o["brand_id"], o["order_id"]): o["refunded_minor"] for o in gt.document["orders"] if o["refunded_minor"]}
+
+
+def clickhouse_refunds(settings: Settings) -> Json:
+    client = get_client(settings, database=settings.clickhouse_database)
+    try:
+        rows = client.query("SELECT brand_id, order_id, sum(amount_minor) FROM refunds FINAL "
+                            "GROUP BY brand_id, order_id").result_rows
+    finally:
+        client.close()
+    return {(b, o): int(n) for b, o, n in rows}
+
+
 def diff(want: Json, got: Json) -> Json:
     keys = set(want) | set(got)
     return {k: {"truth": want.get(k), "pipeline": got.get(k)} for k in sorted(keys, key=str)
@@ -402,19 +463,7 @@ def test_creators_redis_equals_truth(stack: AppStack, day: tuple[GroundTruth, fl
 
 def test_creators_clickhouse_equals_truth(stack: AppStack, day: tuple[GroundTruth, float]) -> None:
     gt, _ = day
-    settings = settings_of(stack)
-    client = get_client(settings, database=settings.clickhouse_database)
-    try:
-        rows = client.query("SELECT creator_id, currency, count(), sum(net_minor), sum(commission_minor), "
-                            "sum(reversed_minor) FROM orders_ledger FINAL WHERE creator_id != '' "
-                            "GROUP BY creator_id, currency").result_rows
-    finally:
-        client.close()
-    got: Json = defaultdict(dict)
-    for creator, cur, n, net, com, rev in rows:
-        got[creator][cur] = {"orders": n, "net_minor": int(net), "commission": int(com), "reversed": int(rev)}
-    want = {cid: {k[0]: v for k, v in c["currencies"].items()} for cid, c in truth_creators(gt).items()}
-    _same(want, dict(got))
+    _same(truth_creator_currencies(gt), clickhouse_creators(settings_of(stack)))
 
 
 @pytest.mark.parametrize("label", ["run_end", "after_min_hold", "after_max_hold"])
@@ -430,41 +479,43 @@ def test_brands_redis_equals_truth(stack: AppStack, day: tuple[GroundTruth, floa
 
 def test_refunds_ledger_equals_truth(stack: AppStack, day: tuple[GroundTruth, float]) -> None:
     gt, _ = day
-    client = get_client(settings_of(stack), database=f"{stack.prefix}_db")
-    try:
-        rows = client.query("SELECT brand_id, order_id, sum(amount_minor) FROM refunds FINAL "
-                            "GROUP BY brand_id, order_id").result_rows
-    finally:
-        client.close()
-    got = {(b, o): int(n) for b, o, n in rows}
-    want = {(o["brand_id"], o["order_id"]): o["refunded_minor"] for o in gt.document["orders"] if o["refunded_minor"]}
-    _same(want, got)
+    _same(truth_refunds(gt), clickhouse_refunds(settings_of(stack)))
     assert gt.document["refunds_waiting_for_order"] == 0
 
 
-def test_creator_leaderboards_equal_truth(stack: AppStack, day: tuple[GroundTruth, float]) -> None:
-    """GET /v1/brands/{id}/creators/live (the workers' live per-creator aggregates) = the simulator's
-    independent truth, per brand and creator: clicks, orders by kind, gmv and commission, to the minor unit."""
-    gt, _ = day
+def _nonzero(row: Json) -> Json:
+    """A currency whose amount is 0 may be absent (nothing was ever added)."""
+    return {k: [m for m in v if list(m.values())[-1]] if isinstance(v, list) else v for k, v in row.items()}
 
-    def nonzero(row: Json) -> Json:  # a currency whose amount is 0 may be absent (nothing was ever added)
-        return {k: [m for m in v if list(m.values())[-1]] if isinstance(v, list) else v for k, v in row.items()}
 
-    want = {b: {c: nonzero(row) for c, row in rows.items()} for b, rows in gt.document["conversion"].items()}
+def truth_leaderboards(gt: GroundTruth) -> Json:
+    return {b: {c: _nonzero(row) for c, row in rows.items()} for b, rows in gt.document["conversion"].items()}
+
+
+def api_leaderboards(stack: AppStack, gt: GroundTruth) -> Json:
+    """brand -> creator -> clicks, orders by kind, gmv, commission of GET /v1/brands/{id}/creators/live."""
     got: Json = {}
     with httpx.Client(base_url=stack.api_url, timeout=30.0) as http:
         for b in gt.document["setup"]["brands"]:
             resp = http.get(f"/v1/brands/{b['brand_id']}/creators/live",
                             headers={"Authorization": f"Bearer {b['api_key']}"})
             assert resp.status_code == 200, resp.text
-            rows = {r["creator_id"]: nonzero({k: r[k] for k in ("clicks", "orders", "click_orders", "coupon_orders",
-                                                                "gmv", "commission")})
+            rows = {r["creator_id"]: _nonzero({k: r[k] for k in ("clicks", "orders", "click_orders", "coupon_orders",
+                                                                 "gmv", "commission")})
                     for r in resp.json()["creators"] if r["clicks"] or r["orders"]}
             if rows:
                 got[b["brand_id"]] = rows
+    return got
+
+
+def test_creator_leaderboards_equal_truth(stack: AppStack, day: tuple[GroundTruth, float]) -> None:
+    """GET /v1/brands/{id}/creators/live (the workers' live per-creator aggregates) = the simulator's
+    independent truth, per brand and creator: clicks, orders by kind, gmv and commission, to the minor unit."""
+    gt, _ = day
+    want = truth_leaderboards(gt)
     assert sum(r["click_orders"] for rows in want.values() for r in rows.values()) > 0
     assert sum(r["coupon_orders"] for rows in want.values() for r in rows.values()) > 0
-    _same(want, got)
+    _same(want, api_leaderboards(stack, gt))
 
 
 def test_creator_live_pages_equal_truth(stack: AppStack, day: tuple[GroundTruth, float]) -> None:

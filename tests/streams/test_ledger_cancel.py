@@ -36,9 +36,11 @@ def test_cancellation_after_a_partial_refund_reverses_only_the_rest() -> None:
     fx = ledger.on_cancel(t, s, cancel("o1"), "o:0:3")
     assert fx.snapshots[0]["net_minor"] == 0 and fx.snapshots[0]["refunded_minor"] == 10000
     assert [f["amount_minor"] for f in fx.refunds] == [7000]
-    # a refund after the cancellation cannot take the net below 0
+    # a refund after the cancellation cannot take the net below 0, and the cancellation's refund row
+    # shrinks by it: the order's refund rows still sum to what was given back (the gross)
     fx = ledger.on_refund(t, s, refund("o1", "r2", 500), "o:0:4")
     assert fx.snapshots[0]["net_minor"] == 0 and fx.snapshots[0]["commission_minor"] == 0
+    assert [(f["refund_id"], f["amount_minor"]) for f in fx.refunds] == [("r2", 500), ("cancel:o1", 6500)]
 
 
 def test_cancellation_counts_once_by_webhook_and_by_order() -> None:
