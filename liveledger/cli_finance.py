@@ -89,7 +89,10 @@ def _print_batch(b: dict[str, Any]) -> None:
 def _payouts(args: argparse.Namespace) -> int:
     api = Api(args)
     if args.action == "run":
-        resp = api.call("POST", "/v1/finance/payouts", json={"period_end": args.period_end})
+        body: dict[str, object] = {"period_end": args.period_end}
+        if args.force:  # past the completeness watermark: recorded in the audit log
+            body["force"] = True
+        resp = api.call("POST", "/v1/finance/payouts", json=body)
         batch = resp.json()
         if not args.json:
             print("created" if resp.status_code == 201 else "already existed (returned unchanged)", file=sys.stderr)
@@ -237,6 +240,9 @@ def register(sub: Any) -> None:
     ap = acts.add_parser("run", help="run (or fetch) the batch for a period_end", epilog=EXIT_CODES_HELP,
                          formatter_class=RAW)
     ap.add_argument("period_end", help="YYYY-MM-DD, not in the future (UTC)")
+    ap.add_argument("--force", action="store_true",
+                    help="run although the period ends after the completeness watermark (409 not_complete "
+                         "otherwise; see GET /v1/finance/watermark); recorded in the audit log")
     add_api_options(ap)
     ap = acts.add_parser("list", help="recent batches")
     add_api_options(ap)

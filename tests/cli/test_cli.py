@@ -53,6 +53,12 @@ def test_payouts_export_and_reconcile(world: World, tmp_path: Path) -> None:
     assert res.returncode == 0 and next(iter(csv.DictReader(out.open())))["amount_minor"] == "10000"
     assert cli(world, "payouts", "show", "po-1999-01-01", key="finance").returncode == 1
     assert cli(world, "payouts", "list", key="finance").returncode == 0
+    # today's period ends after the completeness watermark: refused unless forced (audited)
+    today = NOW.date().isoformat()
+    res = cli(world, "payouts", "run", today, key="finance")
+    assert res.returncode == 1 and "409" in res.stderr and "not_complete" in res.stderr, res.stderr
+    res = cli(world, "payouts", "run", today, "--force", key="finance")
+    assert res.returncode == 0 and "created" in res.stderr, res.stderr
 
     res = cli(world, "export", "earnings", "--creator-id", "c1", "--creator-id", "c2", key="finance")
     assert res.returncode == 0, res.stderr
