@@ -39,7 +39,7 @@ test: up ## install, start the stack, run the whole test suite
 	if [ -n "$$PYTEST_RC_FILE" ]; then echo $$rc > "$$PYTEST_RC_FILE"; fi; \
 	if [ $$rc -eq 5 ]; then echo "pytest ran no tests" >&2; fi; exit $$rc
 
-chaos: up ## fault tests only (kill -9 of worker and sink, workers joining and leaving)
+chaos: up ## fault tests only: kill -9 / SIGSTOP of every component, AOF loss (docs/chaos.md; ~7 min)
 	@$(PY) -m pytest -m chaos
 
 test-fast: ## unit tests only (no services)

@@ -25,7 +25,16 @@ import orjson
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from ingest.clicks import BotDetector, RepeatGuard, client_hash, client_ip, client_secret, parse_networks
+from ingest.clicks import (
+    BotDetector,
+    RepeatGuard,
+    client_hash,
+    client_ip,
+    client_secret,
+    parse_claim,
+    parse_networks,
+    pending_claim,
+)
 from ingest.errors import error_response, json_response
 from ingest.openapi import openapi_spec
 from ingest.signatures import SignatureError, verify_liveledger, verify_shopify
@@ -58,6 +67,7 @@ from schemas.shopify import (
     normalise_shopify_order,
     normalise_shopify_refund,
 )
+from schemas.time import from_ms, to_ms
 from schemas.wire import (
     CancelRecord,
     EventsBatchRecord,
@@ -135,6 +145,7 @@ class IngestState:
         self.trusted_proxies = parse_networks(settings.trusted_proxies)
         self.client_secret = client_secret(settings.client_hash_secret, settings.admin_token)
         self.repeats: RepeatGuard | None = None
+        self.click_writes: dict[str, asyncio.Future[None]] = {}  # click id -> its write, while in flight
 
     async def start(self) -> None:
         # Short timeouts: the repeat check is on the redirect path and fails open (docs/ingest.md).
@@ -203,24 +214,15 @@ class IngestState:
             await asyncio.sleep(1.0)
             await self.flush_counters()
 
-    async def send(self, topic: str, key: str, value: bytes,
-                   queued: list[asyncio.Future[Any]] | None = None) -> None:
-        """Durably write one record (acks=all); raises 503 when over the in-flight bound. A record
-        not acknowledged in time stays queued in the producer and may still land: its delivery
-        future is then appended to ``queued`` (the redirect keeps its click claim until it fails)."""
+    async def send(self, topic: str, key: str, value: bytes) -> None:
+        """Durably write one record (acks=all); raises 503 when over the in-flight bound."""
         if self.inflight >= self.settings.ingest_max_inflight:
             raise unavailable("too many requests in flight, retry shortly", 1, code="overloaded")
         self.inflight += 1
-        delivery: asyncio.Future[Any] | None = None
         try:
             async with asyncio.timeout(self.settings.ingest_send_timeout_s):
-                delivery = await self.producer.send(topic, value, key=key.encode())
-                await asyncio.shield(delivery)
+                await self.producer.send_and_wait(topic, value, key=key.encode())
         except TimeoutError as exc:  # Kafka unresponsive (a paused broker, a partition): bounded wait
-            if delivery is not None:
-                delivery.add_done_callback(_outcome_retrieved)
-                if queued is not None:
-                    queued.append(delivery)
             self.counters["ingest_send_timeouts"] += 1
             log.error("kafka send to %s not acknowledged within %.1f s", topic, self.settings.ingest_send_timeout_s)
             raise unavailable("event log unavailable, retry shortly", 2) from exc
@@ -354,7 +356,7 @@ async def redirect(request: web.Request) -> web.Response:
     campaign = state.campaigns.get(link["campaign_id"], {})
     window_days = int(campaign.get("attribution_window_days", 30))
     click_id = new_click_id()
-    client = None
+    client = claim = None
     if st.settings.click_hygiene:
         user_agent = request.headers.get("User-Agent", "")
         if st.bots.is_bot(user_agent):
@@ -363,62 +365,65 @@ async def redirect(request: web.Request) -> web.Response:
             return _redirect_response(destination, None, 0)
         client = client_hash(st.client_secret, client_ip(request.remote, request.headers.get("X-Forwarded-For"),
                                                          st.trusted_proxies), user_agent)
-        claimed = await _claim(st, code, client, click_id)
+        claim = pending_claim(click_id, to_ms(now))
+        claimed = await _claim(st, code, client, claim)
         if claimed is not None:  # a repeat: the first click id again, no new click
             st.counters["repeat_clicks"] += 1
             _REDIRECTS["repeat"].inc()
-            return _redirect_response(destination, claimed, window_days)
-    # Hot path: parts straight from the setup record, no re-validation.
-    click = WireClickEvent.assemble({
-        "event_id": click_id, "type": "click", "stream_id": link.get("stream_id"), "viewer_id": None,
-        "product_id": link.get("product_id"), "campaign_id": link["campaign_id"], "creator_id": link["creator_id"],
-        "link_code": code, "client_hash": client, "occurred_at": now})
-    record = EventsBatchRecord.build(batch_id=str(uuid.uuid4()), brand_id=link["brand_id"], source="redirect",
-                                     received_at=now, events=[click])
-    queued: list[asyncio.Future[Any]] = []
+            prior_id, pending_ms = parse_claim(claimed)
+            if pending_ms is not None and not await _being_written(st, prior_id):
+                # its click is not known to be in Kafka (the process that claimed it died, or its write
+                # failed or timed out): write that click again, same id and time; consumers de-dup it
+                await _write_click(st, link, code, client, prior_id, from_ms(pending_ms), now)
+            return _redirect_response(destination, prior_id, window_days)
+    write = asyncio.ensure_future(_write_click(st, link, code, client, click_id, now, now))
+    st.click_writes[click_id] = write
     try:
-        await st.send(st.events_topic, link["brand_id"], record.to_bytes(), queued)
-    except ServiceError:
-        if st.repeats is not None and client is not None:
-            if queued:  # not acknowledged in time, but queued: it may still land, so the client's retry
-                # gets this click id back (a repeat) rather than a second click; released if it fails
-                _release_if_lost(st.repeats, queued[0], code, client, click_id)
-            else:  # not recorded: a retry must get a fresh click
-                await st.repeats.release(code, client, click_id)
+        await write
+    except ServiceError as exc:
+        # not written: a retry gets a fresh click -- unless the write only timed out (the record may
+        # still land): then the claim stays pending and a retry writes this same click again
+        if st.repeats is not None and client and claim and not isinstance(exc.__cause__, TimeoutError):
+            await st.repeats.release(code, client, claim)
         raise
+    finally:
+        st.click_writes.pop(click_id, None)
     _ACCEPTED["redirect"].inc()
     _REDIRECTS["click"].inc()
     return _redirect_response(destination, click_id, window_days)
 
 
-_RELEASES: set[asyncio.Task[None]] = set()  # claim releases waiting for a late send's outcome
+async def _write_click(st: IngestState, link: dict[str, Any], code: str, client: str | None, click_id: str,
+                       at: datetime, now: datetime) -> None:
+    """Write the click record (acks=all), then confirm its claim; raises ServiceError (503)."""
+    # Hot path: parts straight from the setup record, no re-validation.
+    click = WireClickEvent.assemble({
+        "event_id": click_id, "type": "click", "stream_id": link.get("stream_id"), "viewer_id": None,
+        "product_id": link.get("product_id"), "campaign_id": link["campaign_id"], "creator_id": link["creator_id"],
+        "link_code": code, "client_hash": client, "occurred_at": at})
+    record = EventsBatchRecord.build(batch_id=str(uuid.uuid4()), brand_id=link["brand_id"], source="redirect",
+                                     received_at=now, events=[click])
+    await st.send(st.events_topic, link["brand_id"], record.to_bytes())
+    if st.repeats is not None and client is not None:
+        await st.repeats.confirm(code, client, click_id, to_ms(at))
 
 
-def _outcome_retrieved(delivery: asyncio.Future[Any]) -> None:
-    """Done-callback of a send that timed out: its late outcome is read (no "exception never retrieved")."""
-    if not delivery.cancelled():
-        delivery.exception()
+async def _being_written(st: IngestState, click_id: str) -> bool:
+    """Whether this process is writing ``click_id`` and the write succeeds (a concurrent tap waits for it)."""
+    write = st.click_writes.get(click_id)
+    if write is None:
+        return False
+    await asyncio.wait({write})
+    return not write.cancelled() and write.exception() is None
 
 
-def _release_if_lost(repeats: RepeatGuard, delivery: asyncio.Future[Any], code: str, client: str,
-                     click_id: str) -> None:
-    """Release the click claim once the queued click record finally fails (it never reached Kafka)."""
-    def done(f: asyncio.Future[Any]) -> None:
-        if f.cancelled() or f.exception() is not None:
-            task = asyncio.get_running_loop().create_task(repeats.release(code, client, click_id))
-            _RELEASES.add(task)
-            task.add_done_callback(_RELEASES.discard)
-
-    delivery.add_done_callback(done)
-
-
-async def _claim(st: IngestState, code: str, client: str, click_id: str) -> str | None:
-    """The earlier click id of this client on this link, or ``None`` (this click counts). Fails
+async def _claim(st: IngestState, code: str, client: str, value: str) -> str | None:
+    """The earlier claim of this client on this link, or ``None`` (this click counts). Fails
     open: with Redis unreachable the click counts (a possible repeat beats a lost click)."""
     if st.repeats is None:
         return None
     try:
-        return await st.repeats.claim(code, client, click_id)
+        return await st.repeats.claim(code, client, value)
     except Exception as exc:
         st.counters["repeat_check_unavailable"] += 1
         log.warning("repeat-click check unavailable, counting the click: %r", exc)

@@ -194,11 +194,12 @@ class RepeatGuard:
     def key(self, link_code: str, client: str) -> str:
         return redis_keys.click_repeat(self.prefix, link_code, client)
 
-    async def claim(self, link_code: str, client: str, click_id: str) -> str | None:
-        """``None`` when ``click_id`` is now the client's click on the link; else the earlier click
-        id (a repeat). Raises on Redis errors (the caller decides: the click then counts)."""
+    async def claim(self, link_code: str, client: str, value: str) -> str | None:
+        """``None`` when ``value`` (a :func:`pending_claim`) is now the client's claim on the link; else
+        the earlier claim's value (a repeat: :func:`parse_claim`). Raises on Redis errors (the caller
+        decides: the click then counts)."""
         future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._pending.append((self.key(link_code, client), click_id, future))
+        self._pending.append((self.key(link_code, client), value, future))
         if not self._flushing:
             self._flushing = True
             asyncio.get_running_loop().create_task(self._flush())

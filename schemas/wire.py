@@ -496,13 +496,14 @@ class LedgerOrderFact(_Record):
 
 
 class LedgerRefundFact(_Record):
-    """A refund netted against its order (in the order's currency)."""
+    """A refund netted against its order (in the order's currency). 0 only for a cancellation's row
+    (``cancel:<order>``) after a later refund took what it had reversed (streams/ledger.py)."""
 
     kind: Literal["refund"]
     brand_id: Id
     order_id: Id
     refund_id: Id
-    amount_minor: PositiveMinorAmount
+    amount_minor: MinorAmount
     currency: Currency
     occurred_at: WireDatetime
 

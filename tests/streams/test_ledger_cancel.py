@@ -3,7 +3,7 @@ commission reversed, once per webhook id and once per order, waiting when it com
 
 from __future__ import annotations
 
-from schemas.wire import CancelRecord
+from schemas.wire import CancelRecord, LedgerRefundFact, decode_ledger_fact
 from schemas.wire import decode_orders_record as parse_order_record
 from streams import ledger
 from tests.streams import kit
@@ -41,6 +41,11 @@ def test_cancellation_after_a_partial_refund_reverses_only_the_rest() -> None:
     fx = ledger.on_refund(t, s, refund("o1", "r2", 500), "o:0:4")
     assert fx.snapshots[0]["net_minor"] == 0 and fx.snapshots[0]["commission_minor"] == 0
     assert [(f["refund_id"], f["amount_minor"]) for f in fx.refunds] == [("r2", 500), ("cancel:o1", 6500)]
+    # a refund of all the rest: the cancellation's row becomes 0 (and still reaches the sink)
+    fx = ledger.on_refund(t, s, refund("o1", "r3", 6500), "o:0:5")
+    assert [(f["refund_id"], f["amount_minor"]) for f in fx.refunds] == [("r3", 6500), ("cancel:o1", 0)]
+    fact = decode_ledger_fact(ledger.ledger_fact_refund(fx.refunds[1]).to_bytes())
+    assert isinstance(fact, LedgerRefundFact) and (fact.refund_id, fact.amount_minor) == ("cancel:o1", 0)
 
 
 def test_cancellation_counts_once_by_webhook_and_by_order() -> None:
