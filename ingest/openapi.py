@@ -48,10 +48,22 @@ def openapi_spec() -> dict[str, Any]:
                  "description": "Hot path: affiliate redirects, live-player events, order webhooks. "
                                 "202 means durably in Kafka (acks=all)."},
         "paths": {
-            "/l/{link_code}": {"get": {
-                "summary": "Affiliate redirect: 302 to the destination with ll_click, emits a click",
-                "parameters": [{"name": "link_code", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": {"302": {"description": "redirect; Set-Cookie ll_click"}, "404": _err("unknown link")}}},
+            "/l/{link_code}": {
+                "get": {
+                    "summary": "Affiliate redirect: 302 to the destination with ll_click, emits a click — except for "
+                               "crawler / link-preview User-Agents, a repeat of the same client within 1 h (the first "
+                               "ll_click again), or an inactive link or campaign (no ll_click); docs/ingest.md",
+                    "parameters": [{"name": "link_code", "in": "path", "required": True, "schema": {"type": "string"}},
+                                   {"name": "User-Agent", "in": "header", "schema": {"type": "string"}},
+                                   {"name": "X-Forwarded-For", "in": "header", "schema": {"type": "string"},
+                                    "description": "believed only from LIVELEDGER_TRUSTED_PROXIES"}],
+                    "responses": {"302": {"description": "redirect; Set-Cookie ll_click when it counts"},
+                                  "404": _err("unknown link"), "503": common["503"]}},
+                "head": {
+                    "summary": "Like GET, but never a click",
+                    "parameters": [{"name": "link_code", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {"302": {"description": "redirect without ll_click"}, "404": _err("unknown link")}},
+            },
             "/v1/events": {"post": {
                 "summary": "Batch of view / click / add_to_cart events (brand key), partial acceptance",
                 "security": [{"bearer": []}],
@@ -68,16 +80,24 @@ def openapi_spec() -> dict[str, Any]:
                     "schema": {"$ref": "#/components/schemas/OrderWebhook"}}}},
                 "responses": {"202": {"description": "accepted"}, "400": _err("malformed JSON"), **common}}},
             "/v1/webhooks/shopify/{brand_id}": {"post": {
-                "summary": "Shopify orders/create and refunds/create webhooks as Shopify sends them",
+                "summary": "Shopify webhooks as Shopify sends them: orders/create, orders/cancelled, refunds/create "
+                           "are booked; test orders and every other topic are 200 and ignored",
                 "parameters": [
                     {"name": "brand_id", "in": "path", "required": True, "schema": {"type": "string"}},
                     {"name": "X-Shopify-Hmac-Sha256", "in": "header", "required": True, "schema": {"type": "string"}},
                     {"name": "X-Shopify-Topic", "in": "header", "required": True,
-                     "schema": {"enum": ["orders/create", "refunds/create"]}},
+                     "schema": {"type": "string", "examples": ["orders/create", "orders/cancelled", "refunds/create"]}},
                     {"name": "X-Shopify-Webhook-Id", "in": "header", "required": True, "schema": {"type": "string"}}],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
-                "responses": {"202": {"description": "accepted"}, "400": _err("malformed JSON"), **common}}},
+                "responses": {"202": {"description": "accepted"},
+                              "200": {"description": "acknowledged and ignored (test order, other topic, no revenue)"},
+                              "400": _err("malformed JSON"), **common}}},
             "/healthz": {"get": {"summary": "liveness", "responses": {"200": {"description": "ok"}}}},
+            "/readyz": {"get": {"summary": "readiness: Kafka and Redis answer",
+                                "responses": {"200": {"description": "ready"},
+                                              "503": _err("not_ready: each dependency down named")}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics (text format)",
+                                 "responses": {"200": {"description": "text/plain; version=0.0.4"}}}},
         },
         "components": {"schemas": components,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},

@@ -316,6 +316,7 @@ def test_shopify_bad_hmac_and_topic(world: World) -> None:
 def test_openapi_and_health(world: World) -> None:
     spec = httpx.get(f"{world.stack.ingest_url}/openapi.json").json()
     assert "/v1/events" in spec["paths"] and spec["openapi"].startswith("3.")
+    assert {"get", "head"} <= set(spec["paths"]["/l/{link_code}"]) and "/readyz" in spec["paths"]
     assert httpx.get(f"{world.stack.ingest_url}/healthz").json()["status"] == "ok"
     api_spec = httpx.get(f"{world.stack.api_url}/openapi.json").json()
     assert "/v1/admin/brands" in api_spec["paths"]
