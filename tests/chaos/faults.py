@@ -51,6 +51,16 @@ class ObservedHttp(Http):
         self.finished = False
         ObservedHttp.current = self
 
+    @classmethod
+    async def once_sending(cls, sim: asyncio.Task[Any], timeout: float = 120) -> ObservedHttp:
+        """The simulator's client, once ``sim`` has sent its first request to ingest (setup done)."""
+        while cls.current is None and not sim.done():
+            await asyncio.sleep(0.05)
+        http = cls.current
+        assert http is not None, sim.result()
+        await asyncio.wait_for(http.traffic.wait(), timeout=timeout)
+        return http
+
     async def __aexit__(self, *exc: object) -> None:
         self.finished = True
         await super().__aexit__(*exc)

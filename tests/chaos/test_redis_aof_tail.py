@@ -75,11 +75,7 @@ async def scenario(stack: ChaosStack, services: PrivateServices) -> tuple[Ground
         coupon_rate=0.3, edge_rate=0.1, invalid_rate=0.005, max_outage_s=90, progress=False)
     sim = asyncio.create_task(run_simulation(cfg))
     try:
-        while ObservedHttp.current is None and not sim.done():
-            await asyncio.sleep(0.05)
-        http = ObservedHttp.current
-        assert http is not None, sim.result()
-        await asyncio.wait_for(http.traffic.wait(), timeout=120)
+        await ObservedHttp.once_sending(sim)
         await asyncio.sleep(8)
         # kill -9 right after a live flush moved a fence, so the last second of the AOF holds flushes
         first, _ = await redis_fences(stack)
