@@ -162,7 +162,8 @@ def build_live(stream_id: str, counts: dict[str, str], unique: int, present: int
         "viewers_now": present,
         "peak_viewers": max(_int(counts.get("peak_viewers")), present),
         "views": views,
-        "unique_viewers": unique,
+        # the set expires 7 days after the stream's last event; the counts hash keeps its size
+        "unique_viewers": max(unique, _int(counts.get("unique_viewers"))),
         "clicks": clicks,
         "add_to_carts": _int(counts.get("add_to_carts")),
         "orders": orders,

@@ -1,18 +1,23 @@
 """ClickHouse sink: events, ledger and dead-letter topics → ClickHouse, batch → flush → commit.
 
-- **batch**: records from ``getmany`` are turned into rows (:mod:`liveledger.storage.clickhouse`) until a flush is
-  due (``max_rows`` rows or ``max_age`` seconds);
-- **flush**: one insert per table with an ``insert_deduplication_token`` derived from the
-  topic-partition offset ranges (tables keep a non-replicated dedup window); the tables are
-  ReplacingMergeTree on the facts' natural keys, so reads with FINAL are exact even when a
-  replay after a crash builds different batches;
-- **commit**: Kafka offsets are committed only after every insert of the flush succeeded. A failed
-  insert is retried (the same rows, the same token) while consumption waits.
+- **batch**: records from ``getmany`` are decoded straight into column lists
+  (:class:`liveledger.storage.clickhouse.Columns`, no per-row lists or dicts) until a flush is due
+  (``max_rows`` rows or ``max_age`` seconds);
+- **flush**: one column-oriented insert per table (``column_oriented=True``) with an
+  ``insert_deduplication_token`` derived from the topic-partition offset ranges (tables keep a
+  non-replicated dedup window); the tables are ReplacingMergeTree on the facts' natural keys, so
+  reads with FINAL are exact even when a replay after a crash builds different batches;
+- **pipelined**: the flush runs in a thread while the loop decodes the next batch; at most one
+  flush is in flight, and the next one starts only after the previous one was committed;
+- **commit**: Kafka offsets of a batch are committed only after every insert of its flush
+  succeeded. A failed insert is retried (the same columns, the same token) while the next batch
+  waits (consumption stops once it is due too).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -52,7 +57,8 @@ class ClickHouseSink:
         self.dlq_topic = topic_name(settings, "dlq")
         self.database = settings.clickhouse_database
         self._client: Client | None = None
-        self._rows = R.Rows()
+        self._rows = R.Columns()
+        self._inflight: asyncio.Task[None] | None = None
         self._ranges: dict[TopicPartition, tuple[int, int]] = {}
         self._opened = time.monotonic()
         self._consumer: AIOKafkaConsumer | None = None
@@ -64,16 +70,11 @@ class ClickHouseSink:
     # -- batch ---------------------------------------------------------------------------------
     def add(self, tp: TopicPartition, rec: Any) -> None:
         if tp.topic == self.events_topic:
-            self._rows.tables[R.EVENTS].extend(R.event_rows(rec.value, rec.key, tp.partition, rec.offset))
+            self._rows.add_events(rec.value, rec.key, tp.partition, rec.offset)
         elif tp.topic == self.ledger_topic:
-            out = R.ledger_rows(rec.value)
-            if out is not None:
-                table, row = out
-                self._rows.tables[table].append(row)
-                if table == R.ORDERS_LEDGER:
-                    self._rows.tables[R.COMMISSION_VERSIONS].append(row)
+            self._rows.add_ledger(rec.value)
         elif tp.topic == self.dlq_topic:
-            self._rows.tables[R.DEAD_LETTERS].append(R.dlq_row(rec.value, rec.key, rec.headers, rec.timestamp))
+            self._rows.add_row(R.DEAD_LETTERS, R.dlq_row(rec.value, rec.key, rec.headers, rec.timestamp))
         first, _ = self._ranges.get(tp, (rec.offset, rec.offset))
         self._ranges[tp] = (first, rec.offset)
 
@@ -82,19 +83,23 @@ class ClickHouseSink:
                                        or time.monotonic() - self._opened >= self.max_age)
 
     # -- flush ---------------------------------------------------------------------------------
-    def _insert_all(self, rows: R.Rows, ranges: dict[TopicPartition, tuple[int, int]]) -> None:
+    def _insert_all(self, rows: R.Columns, ranges: dict[TopicPartition, tuple[int, int]]) -> None:
         if self._client is None:
             self._client = get_client(self.settings, database=self.database)
-        for table, data in rows.tables.items():
-            if data:
-                self._client.insert(table, data, column_names=R.COLUMNS[table], database=self.database,
+        for table, columns in rows.tables.items():
+            if rows.counts[table]:
+                self._client.insert(table, columns, column_names=R.COLUMNS[table], database=self.database,
+                                    column_oriented=True,
                                     settings={"insert_deduplication_token": dedup_token(table, ranges)})
-        for table, data in rows.tables.items():  # counted once every insert of the flush succeeded
-            if data:
-                metrics.SINK_ROWS.labels(table).inc(len(data))
+        for table, n in rows.counts.items():  # counted once every insert of the flush succeeded
+            if n:
+                metrics.SINK_ROWS.labels(table).inc(n)
 
     async def flush(self) -> None:
-        rows, ranges = self._rows, self._ranges
+        """Insert the current batch (retrying until it is in); the batch stays current (commit takes it)."""
+        await self._flush(self._rows, self._ranges)
+
+    async def _flush(self, rows: R.Columns, ranges: dict[TopicPartition, tuple[int, int]]) -> None:
         delay = 0.2
         started = time.perf_counter()
         while True:
@@ -114,10 +119,32 @@ class ClickHouseSink:
 
     # -- commit --------------------------------------------------------------------------------
     async def commit(self, consumer: AIOKafkaConsumer) -> None:
-        offsets = {tp: last + 1 for tp, (_, last) in self._ranges.items()}
-        self._rows, self._ranges, self._opened = R.Rows(), {}, time.monotonic()
+        ranges = self._ranges
+        self._rows, self._ranges, self._opened = R.Columns(), {}, time.monotonic()
+        await self._commit(consumer, ranges)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, ranges: dict[TopicPartition, tuple[int, int]]) -> None:
+        offsets = {tp: last + 1 for tp, (_, last) in ranges.items()}
         await consumer.commit(offsets)
         self._committed.update(offsets)
+
+    async def _flush_commit(self, consumer: AIOKafkaConsumer, rows: R.Columns,
+                            ranges: dict[TopicPartition, tuple[int, int]]) -> None:
+        await self._flush(rows, ranges)
+        await self._commit(consumer, ranges)
+
+    async def _settle(self) -> None:
+        """Wait for the flush in flight (and its commit); its failure stops the sink."""
+        task, self._inflight = self._inflight, None
+        if task is not None:
+            await task
+
+    async def _start_flush(self, consumer: AIOKafkaConsumer) -> None:
+        """Hand the current batch to a background flush+commit (after the previous one settled)."""
+        await self._settle()
+        rows, ranges = self._rows, self._ranges
+        self._rows, self._ranges, self._opened = R.Columns(), {}, time.monotonic()
+        self._inflight = asyncio.create_task(self._flush_commit(consumer, rows, ranges))
 
     async def report_lag(self) -> None:
         """Consumer lag per assigned partition for /metrics: the last fetched high watermark minus
@@ -159,12 +186,17 @@ class ClickHouseSink:
                     for rec in records:
                         self.add(tp, rec)
                 if self.due():
-                    await self.flush()
-                    await self.commit(consumer)
+                    await self._start_flush(consumer)
                 elif not self._ranges:
                     self._opened = time.monotonic()
                 self._log_rate()
+                if self._inflight is not None and self._inflight.done():
+                    await self._settle()
         finally:
+            task, self._inflight = self._inflight, None
+            if task is not None:  # stopping: let the flush in flight finish and commit (else cancel it)
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(task, timeout=10)
             self._consumer = None
             try:
                 await consumer.stop()

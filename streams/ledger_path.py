@@ -4,14 +4,17 @@ Redis, not Kafka or Faust, is the source of truth for what was applied:
 
 - Faust's co-partitioning assignor gives partition p of both topics (same partition count, keyed by
   brand_id) to the same worker;
-- partition p's state (four hashes ``lstate:<p>:<table>``) and its two fences (``offsets:ledger``
-  ``<topic>:<p>``) are loaded when the partition is assigned (or first seen), a leftover outbox is
-  re-sent, and both topics are sought to fence + 1; on revocation the in-memory state is dropped;
+- partition p's two fences (``offsets:ledger`` ``<topic>:<p>``) are loaded when the partition is
+  assigned (or first seen) and a leftover outbox is re-sent; its state is *not* loaded: each step
+  reads the entries its records name (:func:`streams.ledger_state.needs`, one pipelined round trip,
+  a second one for the orders a late click's ``waiting`` entry names), so an assignment costs the
+  same with 1 k or 1 M clicks; on revocation the fences are dropped;
 - per batch and partition: the :class:`~streams.gate.OffsetGate` admits the records that follow the
   fences (a gap seeks back); the two topics merged by timestamp go through the pure
   :mod:`streams.ledger`; then **one Lua step** (:data:`liveledger.storage.lua.LEDGER_STEP`) checks
   that the stored fences are still the ones loaded (a zombie member is refused), writes the changed
-  state entries, applies the order snapshots to the aggregates, appends the records to produce to the
+  state entries (with their TTLs: liveledger/storage/retention.py), applies the order snapshots
+  to the aggregates, appends the records to produce to the
   partition's outbox and moves the fences -- atomically. Then the outbox is produced (acks=all,
   awaited) and deleted if the fences did not move meanwhile.
 
@@ -49,7 +52,7 @@ from schemas.wire import (
 )
 from streams import ledger
 from streams.gate import OffsetGate
-from streams.ledger_state import PartitionState
+from streams.ledger_state import PartitionState, StepState, needs, waiting_orders
 from streams.redis_state import Fenced, LedgerStore, Notifier, now_ms
 
 log = logging.getLogger(__name__)
@@ -99,6 +102,28 @@ class StepWork:
         self.snaps += [compact(s) for s in fx.snapshots]
         for k, n in fx.stats.items():
             self.stats[k] = self.stats.get(k, 0) + n
+
+
+@dataclass(slots=True)
+class Decoded:
+    """One admitted record, decoded once per step (a step may run its records twice, see ``step``)."""
+
+    topic: str
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    kind: str  # clicks | order | cancel | refund | invalid (dead-lettered) | error (processing_error)
+    brand: str = ""
+    recs: list[Any] = field(default_factory=list)
+    error: Exception | None = None
+
+    def lookups(self) -> list[tuple[str, str, Any]]:
+        """``(kind, brand, record)`` for :func:`streams.ledger_state.needs`."""
+        if self.kind == "clicks":
+            return [("click", self.brand, c) for c in self.recs]
+        if self.kind in ("order", "cancel", "refund"):
+            return [(self.kind, self.brand, self.recs[0])]
+        return []
 
 
 class LedgerPath:
@@ -204,25 +229,31 @@ class LedgerPath:
                 new_fences[f"{tp.topic}:{p}"] = fresh[-1].offset
         if not streams:
             return None
-        work = StepWork()
-        work.add(ledger.Effects(stats=dict(self.gate.take_stats())))
-        tables = state.ledger_tables()
-        n = 0
-        errors = 0
+        gate_stats = dict(self.gate.take_stats())
         # the two topics merged by record timestamp; each topic's own order is kept
-        for _, _, topic, rec in heapq.merge(*streams, key=lambda x: (x[0], x[1])):
-            n += 1
-            try:
-                await self.apply_record(tables, work, topic, p, rec.offset, rec.key, rec.value)
-            except Exception as exc:  # a bug must not stop the partition: dead-letter the record and go on
-                log.exception("ledger path failed on %s:%d:%d", topic, p, rec.offset)
-                errors += 1
-                work.outbox.append(outbox_entry(self.dlq_topic, None, rec.key, rec.value, DeadLetter(
-                    "processing_error", topic, p, rec.offset, detail=repr(exc)).headers()))
-        sets, dels = state.take_changes()
+        items = [self.decode(topic, p, rec) for _, _, topic, rec in heapq.merge(*streams, key=lambda x: (x[0], x[1]))]
+        wanted, brands = needs(look for it in items for look in it.lookups())
+        read = await self.store.read(p, wanted)
+        later = waiting_orders(read.get("waiting", {}), brands) - wanted["orders"]
+        if later:
+            read.setdefault("orders", {}).update((await self.store.read(p, {"orders": later}))["orders"])
+        while True:  # once, unless a record looked up an entry needs() did not name: read it, run again
+            tables = StepState.from_read(read)
+            work = StepWork()
+            work.add(ledger.Effects(stats=gate_stats))
+            errors = await self.apply_items(tables.ledger_tables(), work, p, items)
+            misses = tables.misses()
+            if not misses:
+                break
+            log.warning("ledger path: partition %d read %d more state entries", p, sum(map(len, misses.values())))
+            for table, got in (await self.store.read(p, misses)).items():
+                read.setdefault(table, {}).update(got)
+        state.entries_read += sum(len(v) for v in read.values())
+        n = len(items)
+        ops = self.store.state_ops(p, tables.changes(), lambda key, click: self.click_days(brands.get(key), click))
         expected = {f"{t}:{p}": state.fence(t) for t in self.topics}
         arg = {"part": p, "fences": {tp: [expected[tp], new_fences.get(tp, -1)] for tp in expected},
-               "set": sets, "del": dels, "snaps": work.snaps, "st": work.stats, "outbox": work.outbox,
+               **ops, "snaps": work.snaps, "st": work.stats, "outbox": work.outbox,
                "now": now_ms()}
         try:
             touched = await self.store.step(arg)
@@ -241,23 +272,54 @@ class LedgerPath:
         self._steps += 1
         return work.outbox
 
-    async def apply_record(self, t: ledger.Tables, work: StepWork, topic: str, partition: int, offset: int,
-                     key: bytes | None, value: bytes | None) -> None:
-        src = f"{topic}:{partition}:{offset}"
-        setup = self.replica.state
+    def decode(self, topic: str, partition: int, rec: Any) -> Decoded:
         if topic == self.events_topic:
-            # only the clicks matter here; anything invalid is dead-lettered by the live path
-            brand_id, clicks = clicks_of_events_record(value, key)
-            for click in clicks:
-                self._emit(work, ledger.on_click(t, setup, click, brand_id, src), partition, brand_id.encode())
-            return
+            try:
+                # only the clicks matter here; anything invalid is dead-lettered by the live path
+                brand_id, clicks = clicks_of_events_record(rec.value, rec.key)
+            except Exception as exc:  # dead-lettered as processing_error by apply_items
+                return Decoded(topic, rec.offset, rec.key, rec.value, "error", error=exc)
+            return Decoded(topic, rec.offset, rec.key, rec.value, "clicks", brand_id, clicks)
         try:
-            rec = decode_orders_record(value, key)
+            order_rec = decode_orders_record(rec.value, rec.key)
         except InvalidRecord as exc:
-            work.outbox.append(outbox_entry(self.dlq_topic, None, key, value, DeadLetter(
-                exc.reason, topic, partition, offset, detail=exc.detail).headers()))
+            return Decoded(topic, rec.offset, rec.key, rec.value, "invalid", error=exc)
+        except Exception as exc:
+            return Decoded(topic, rec.offset, rec.key, rec.value, "error", error=exc)
+        kind = "order" if isinstance(order_rec, OrderRecord) else "cancel" if isinstance(order_rec, CancelRecord) \
+            else "refund"
+        return Decoded(topic, rec.offset, rec.key, rec.value, kind, order_rec.brand_id, [order_rec])
+
+    async def apply_items(self, t: ledger.Tables, work: StepWork, partition: int, items: list[Decoded]) -> int:
+        """Run the step's records through :mod:`streams.ledger` → the number of processing errors."""
+        errors = 0
+        for it in items:
+            try:
+                await self.apply_item(t, work, partition, it)
+            except Exception as exc:  # a bug must not stop the partition: dead-letter the record and go on
+                log.exception("ledger path failed on %s:%d:%d", it.topic, partition, it.offset)
+                errors += 1
+                work.outbox.append(outbox_entry(self.dlq_topic, None, it.key, it.value, DeadLetter(
+                    "processing_error", it.topic, partition, it.offset, detail=repr(exc)).headers()))
+        return errors
+
+    async def apply_item(self, t: ledger.Tables, work: StepWork, partition: int, it: Decoded) -> None:
+        src = f"{it.topic}:{partition}:{it.offset}"
+        setup = self.replica.state
+        if it.kind == "error" and it.error is not None:
+            raise it.error
+        if it.kind == "invalid":
+            exc = it.error
+            assert isinstance(exc, InvalidRecord)
+            work.outbox.append(outbox_entry(self.dlq_topic, None, it.key, it.value, DeadLetter(
+                exc.reason, it.topic, partition, it.offset, detail=exc.detail).headers()))
             work.add(ledger.Effects(stats={"orders_dead_lettered": 1, f"dlq|{exc.reason}": 1}))
             return
+        if it.kind == "clicks":
+            for click in it.recs:
+                self._emit(work, ledger.on_click(t, setup, click, it.brand, src), partition, it.brand.encode())
+            return
+        rec = it.recs[0]
         if isinstance(rec, OrderRecord):
             await self._catch_up_if_missing(t, rec)
             fx = ledger.on_order(t, self.replica.state, rec, src)
@@ -266,6 +328,20 @@ class LedgerPath:
         else:
             fx = ledger.on_refund(t, self.replica.state, rec, src)
         self._emit(work, fx, partition, rec.brand_id.encode())
+
+    def click_days(self, brand_id: str | None, click: dict[str, Any]) -> int | None:
+        """The attribution window that applies to a click (its TTL, liveledger/storage/retention.py):
+        its campaign's (fixed at creation: a PATCH cannot change it), the default one for a click without
+        a campaign or of another brand's campaign, None (the longest) while the campaign is unknown."""
+        campaign_id = click.get("campaign_id")
+        if not campaign_id:
+            return ledger.DEFAULT_WINDOW_DAYS
+        camp = self.replica.state.campaigns.get(campaign_id)
+        if camp is None:
+            return None
+        if brand_id is None or camp.get("brand_id") not in (None, brand_id):
+            return max(ledger.DEFAULT_WINDOW_DAYS, int(camp.get("attribution_window_days", 0)))
+        return int(camp.get("attribution_window_days", ledger.DEFAULT_WINDOW_DAYS))
 
     def _emit(self, work: StepWork, fx: ledger.Effects, partition: int, brand: bytes) -> None:
         for snap in fx.snapshots:

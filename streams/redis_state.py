@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -17,7 +17,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from liveledger.storage import redis_keys as keys
 from liveledger.storage.lua import LEDGER_STEP, LIVE_FLUSH, OUTBOX_CLEAR
-from streams.ledger_state import TABLES, PartitionState
+from liveledger.storage.retention import DEFAULT as DEFAULT_RETENTION
+from liveledger.storage.retention import Retention
+from streams.ledger_state import PartitionState, decode, encode
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +44,16 @@ async def _retry(call: Any) -> Any:
 class LiveStore:
     """Applies flushes; retries transient Redis errors (the flush is idempotent thanks to the fence)."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str, retention: Retention = DEFAULT_RETENTION) -> None:
         self.client = client
         self.prefix = prefix
+        self.retention = retention
         self._live = client.register_script(LIVE_FLUSH)
 
     async def apply_live(self, arg: dict[str, Any]) -> tuple[bool, int]:
         """→ (applied, duplicates), or (False, stored offset) when refused: a replay or a gap."""
-        payload = orjson.dumps(arg)
+        # TTLs (ms): event-id de-dup keys, and a stream's viewer set / presence zsets after its last flush
+        payload = orjson.dumps({**arg, "dttl": self.retention.dedup_ms, "sttl": self.retention.stream_idle_ms})
         res = await _retry(lambda: self._live(keys=[], args=[payload]))
         if int(res[0]) < 0:
             return False, int(res[1])
@@ -70,7 +74,8 @@ class Fenced(Exception):
 
 
 class LedgerStore:
-    """The ledger consumer's Redis side: per-partition state hashes, fences (CAS) and the outbox.
+    """The ledger consumer's Redis side: per-partition state (read per step, :meth:`read`; written by
+    the step with the TTLs of liveledger/storage/retention.py), fences (CAS) and the outbox.
 
     A retried step whose first attempt did run (reply lost) is refused by the fence check, and the
     caller reloads the partition from Redis -- which then holds exactly that step's result.
@@ -78,9 +83,11 @@ class LedgerStore:
 
     CONSUMER = "ledger"
 
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str, retention: Retention = DEFAULT_RETENTION) -> None:
         self.client = client
         self.prefix = prefix
+        self.retention = retention
+        self.entries_read = 0  # state entries (keys / hash fields) read since creation
         self._step = client.register_script(LEDGER_STEP)
         self._clear = client.register_script(OUTBOX_CLEAR)
 
@@ -106,26 +113,86 @@ class LedgerStore:
         return {"off": keys.offsets(self.prefix, self.CONSUMER), "stats": keys.stats(self.prefix),
                 "ob": keys.ledger_outbox(self.prefix, partition)}
 
+    def entry_key(self, partition: int, table: str, key: str) -> str:
+        return keys.ledger_entry(self.prefix, partition, table, key)
+
     async def load(self, partition: int, topics: list[str]) -> PartitionState:
+        """An assignment reads the partition's fences only; its state is read per step (:meth:`read`)."""
         fields = [f"{t}:{partition}" for t in topics]
+        off = self._fixed_keys(partition)["off"]
+        res = await _retry(lambda: self.client.hmget(off, fields))
+        fences = {f: int(v) if v is not None else -1 for f, v in zip(fields, res, strict=True)}
+        return PartitionState(partition, fences)
+
+    async def read(self, partition: int, wanted: dict[str, set[str]]) -> dict[str, dict[str, Any]]:
+        """The entries ``wanted`` (table → keys) of one partition's state, ``None`` for an absent one:
+        one pipelined round trip, one MGET per expiring table and an HMGET of the orders hash beside an
+        MGET of the orders still waiting for their order (``pending``)."""
+        plan: list[tuple[str, list[str]]] = [(t, sorted(ks)) for t, ks in sorted(wanted.items()) if ks]
+        if not plan:
+            return {}
 
         async def call() -> list[Any]:
-            async with self.client.pipeline(transaction=True) as pipe:
-                for table in TABLES:
-                    pipe.hgetall(self.state_key(partition, table))
-                pipe.hmget(keys.offsets(self.prefix, self.CONSUMER), fields)
+            async with self.client.pipeline(transaction=False) as pipe:
+                for table, ks in plan:
+                    if table == "orders":
+                        pipe.hmget(self.state_key(partition, "orders"), ks)
+                        pipe.mget([self.entry_key(partition, "pending", k) for k in ks])
+                    else:
+                        pipe.mget([self.entry_key(partition, table, k) for k in ks])
                 return await pipe.execute()
 
-        res = await _retry(call)
-        hashes = dict(zip(TABLES, res[:len(TABLES)], strict=True))
-        fences = {f: int(v) if v is not None else -1 for f, v in zip(fields, res[-1], strict=True)}
-        return PartitionState.from_redis(partition, hashes, fences)
+        res = iter(await _retry(call))
+        out: dict[str, dict[str, Any]] = {}
+        for table, ks in plan:
+            values = next(res)
+            if table == "orders":
+                values = [h if h is not None else w for h, w in zip(values, next(res), strict=True)]
+            out[table] = {k: decode(v) for k, v in zip(ks, values, strict=True)}
+            self.entries_read += len(ks)
+        return out
+
+    def state_ops(self, partition: int, changes: dict[str, tuple[dict[str, Any], list[str]]],
+                  click_days: Callable[[str, dict[str, Any]], int | None]) -> dict[str, list[Any]]:
+        """The step's state writes as the Lua step's ``hset`` / ``hdel`` / ``sset`` (key, JSON, PX ms) /
+        ``sdel`` lists, with the TTLs of liveledger/storage/retention.py. ``click_days(key, click)``:
+        the attribution window (days) of a click's campaign, None when unknown."""
+        r = self.retention
+        hset: list[list[str]] = []
+        hdel: list[list[str]] = []
+        sset: list[list[Any]] = []
+        sdel: list[str] = []
+        orders_hash = self.state_key(partition, "orders")
+        for table, (sets, dels) in sorted(changes.items()):
+            for k, v in sets.items():
+                if table == "orders":
+                    pending = self.entry_key(partition, "pending", k)
+                    if v.get("order") is None:  # a refund / cancellation waiting for its order
+                        sset.append([pending, encode(v), r.pending_ms])
+                    else:  # money: kept for ever (refundable)
+                        hset.append([orders_hash, k, encode(v)])
+                        sdel.append(pending)
+                    continue
+                if table == "clicks":
+                    ttl = r.click_ms(click_days(k, v))
+                elif table == "waiting":
+                    ttl = r.late_ms
+                else:  # seen: event / webhook ids
+                    ttl = r.dedup_ms
+                sset.append([self.entry_key(partition, table, k), encode(v), ttl])
+            for k in dels:
+                if table == "orders":
+                    hdel.append([orders_hash, k])
+                    sdel.append(self.entry_key(partition, "pending", k))
+                else:
+                    sdel.append(self.entry_key(partition, table, k))
+        return {"hset": hset, "hdel": hdel, "sset": sset, "sdel": sdel}
 
     async def step(self, arg: dict[str, Any]) -> list[str]:
         """Apply one step (:data:`liveledger.storage.lua.LEDGER_STEP`) → streams whose counters changed.
         Raises :class:`Fenced` when the stored fences are not ``arg["fences"][tp][0]``."""
         part = arg["part"]
-        payload = orjson.dumps({**self._fixed_keys(part), "sk": {t: self.state_key(part, t) for t in TABLES},
+        payload = orjson.dumps({**self._fixed_keys(part), "hset": [], "hdel": [], "sset": [], "sdel": [],
                                 **arg, "snaps": [self._with_keys(s) for s in arg["snaps"]]})
         res = await _retry(lambda: self._step(keys=[], args=[payload]))
         if int(res[0]) < 0:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 # A flush whose first offset is not the stored fence + 1 is refused too ({-2, stored}: a gap), unless
 # ``jump`` says the offsets in between are past the log start (streams/gate.py).
-# b = {off, tp, first, last, jump, ttl, valid, stats, now, st: {stat: n},
+# b = {off, tp, first, last, jump, ttl (s; dttl ms wins), dttl, sttl (ms: viewer set / presence
+#      TTL after the stream's last flush), valid, stats, now, st: {stat: n},
 #      inc: [[key, field, n]]  (every counter of the batch, summed),
 #      groups: [[[key, field], ...]]  (what one event added: subtracted again for a duplicate),
 #      ev: [[dedup key, group position (1-based, 0: none)]],
@@ -20,13 +21,14 @@ from __future__ import annotations
 #      creators: [[brand creators set, creator, conversion hash]]}
 LIVE_FLUSH = r"""
 local b = cjson.decode(ARGV[1])
+local dttl = b.dttl or (b.ttl * 1000)
 local cur = redis.call('HGET', b.off, b.tp)
 if cur and tonumber(cur) >= tonumber(b.first) then return {-1, tonumber(cur)} end
 if cur and tonumber(b.first) ~= tonumber(cur) + 1 and not b.jump then return {-2, tonumber(cur)} end
 for _, e in ipairs(b.inc) do redis.call('HINCRBY', e[1], e[2], e[3]) end
 local dups = 0
 for _, e in ipairs(b.ev) do
-  if not redis.call('SET', e[1], '1', 'NX', 'EX', b.ttl) then
+  if not redis.call('SET', e[1], '1', 'NX', 'PX', dttl) then
     dups = dups + 1
     if e[2] > 0 then
       for _, a in ipairs(b.groups[e[2]]) do redis.call('HINCRBY', a[1], a[2], -1) end
@@ -39,7 +41,15 @@ for _, c in ipairs(b.creators) do
 end
 for _, s in ipairs(b.streams) do
   local vs = s.uv
-  for i = 1, #vs, 1000 do redis.call('SADD', s.k.v, unpack(vs, i, math.min(i + 999, #vs))) end
+  if #vs > 0 then
+    -- unique viewers are also counted in the counts hash, which outlives the (expiring) set
+    if redis.call('HEXISTS', s.k.c, 'unique_viewers') == 0 then
+      redis.call('HSET', s.k.c, 'unique_viewers', redis.call('SCARD', s.k.v))
+    end
+    local added = 0
+    for i = 1, #vs, 1000 do added = added + redis.call('SADD', s.k.v, unpack(vs, i, math.min(i + 999, #vs))) end
+    if added > 0 then redis.call('HINCRBY', s.k.c, 'unique_viewers', added) end
+  end
   if #s.vw > 0 then
     local nk, lk = s.k.n, s.k.l
     for _, v in ipairs(s.vw) do
@@ -58,6 +68,11 @@ for _, s in ipairs(b.streams) do
     if cnt > peak then redis.call('HSET', s.k.c, 'peak_viewers', cnt) end
   end
   redis.call('HSET', s.k.c, 'updated_at', b.now)
+  if b.sttl then  -- viewer set and presence: until sttl ms after the stream's last flush
+    redis.call('PEXPIRE', s.k.v, b.sttl)
+    redis.call('PEXPIRE', s.k.n, b.sttl)
+    redis.call('PEXPIRE', s.k.l, b.sttl)
+  end
 end
 for f, n in pairs(b.st) do redis.call('HINCRBY', b.stats, f, n) end
 redis.call('HINCRBY', b.stats, 'events_accepted', b.valid - dups)
@@ -156,15 +171,18 @@ for tp, f in pairs(b.fences) do
 end
 """
 
-# b = {off, stats, ob (outbox list), sk: {table: state hash}, fences, set: [[table, field, json]],
-#      del: [[table, field]], snaps, st, outbox: [json], now}
+# b = {off, stats, ob (outbox list), fences, hset: [[hash, field, json]] (orders), hdel: [[hash, field]],
+#      sset: [[key, json, ttl ms]] (expiring entries: clicks, waiting, seen, pending), sdel: [key],
+#      snaps, st, outbox: [json], now}
 LEDGER_STEP = r"""
 -- One ledger step for one source partition (streams/ledger_path.py), atomically:
 -- fence CAS, state HSET/HDEL, order snapshot contributions, stats, outbox RPUSH, new fences.
 local b = cjson.decode(ARGV[1])
 """ + _FENCE_CHECK + r"""
-for _, e in ipairs(b.set) do redis.call('HSET', b.sk[e[1]], e[2], e[3]) end
-for _, e in ipairs(b.del) do redis.call('HDEL', b.sk[e[1]], e[2]) end
+for _, e in ipairs(b.hset) do redis.call('HSET', e[1], e[2], e[3]) end
+for _, e in ipairs(b.hdel) do redis.call('HDEL', e[1], e[2]) end
+for _, e in ipairs(b.sset) do redis.call('SET', e[1], e[2], 'PX', e[3]) end
+for _, k in ipairs(b.sdel) do redis.call('DEL', k) end
 """ + _LEDGER_APPLY + _LEDGER_FINISH + r"""
 for i = 1, #b.outbox, 1000 do redis.call('RPUSH', b.ob, unpack(b.outbox, i, math.min(i + 999, #b.outbox))) end
 for tp, f in pairs(b.fences) do redis.call('HSET', b.off, tp, f[2]) end

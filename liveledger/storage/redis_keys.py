@@ -107,6 +107,13 @@ def ledger_state(p: str, partition: int, table: str) -> str:
     return f"{p}:lstate:{partition}:{table}"
 
 
+def ledger_entry(p: str, partition: int, table: str, key: str) -> str:
+    """STRING JSON with a TTL (liveledger/storage/retention.py): one expiring ledger state entry of a
+    source partition (tables ``clicks``, ``waiting``, ``seen``, and ``pending``: an order state whose
+    order has not arrived yet), named after :func:`ledger_state` so it shares the partition's slot."""
+    return f"{ledger_state(p, partition, table)}:{key}"
+
+
 def ledger_outbox(p: str, partition: int) -> str:
     """LIST of JSON records (ledger facts, dead letters) committed with the partition's last step and
     not yet known to be in Kafka; re-sent by whoever owns the partition next."""

@@ -29,25 +29,31 @@ async def store() -> AsyncIterator[LedgerStore]:
     await client.aclose()
 
 
-def step(fences: dict[str, list[int]], *, sets: list[list[str]] | None = None, net: int = 1000,
+def orders_set(store: LedgerStore, value: dict[str, Any]) -> dict[str, Any]:
+    """The state writes of one order state ``b1:o1`` (see ``LedgerStore.state_ops``)."""
+    return store.state_ops(0, {"orders": ({"b1:o1": value}, [])}, lambda key, click: None)
+
+
+def step(fences: dict[str, list[int]], *, sets: dict[str, Any] | None = None, net: int = 1000,
          version: int = 1, outbox: list[str] | None = None) -> dict[str, Any]:
     snap = {"brand_id": "b1", "order_id": "o1", "version": version, "currency": "USD", "net_minor": net,
             "commission_minor": net // 10, "reversed_minor": 0, "via": "click", "creator_id": "cr1",
             "stream_id": "s1", "skus": ["p1"]}
-    return {"part": 0, "fences": fences, "set": sets or [], "del": [], "snaps": [snap],
+    return {"part": 0, "fences": fences, **(sets or {}), "snaps": [snap],
             "st": {"orders_accepted": 1}, "outbox": outbox or [], "now": 1}
 
 
 async def test_step_writes_state_effects_outbox_and_fences_atomically(store: LedgerStore) -> None:
     first = await store.load(0, TOPICS)
-    assert first.fences == {"x.events:0": -1, "x.orders:0": -1} and not first.tables["orders"]
+    assert first.fences == {"x.events:0": -1, "x.orders:0": -1}
+    assert await store.read(0, {"orders": {"b1:o1"}}) == {"orders": {"b1:o1": None}}
     entry = outbox_entry("x.ledger", 0, b"b1", b'{"kind":"order"}')
     touched = await store.step(step({"x.events:0": [-1, 4], "x.orders:0": [-1, 9]},
-                                    sets=[["orders", "b1:o1", '{"version": 1}']], outbox=[entry]))
+                                    sets=orders_set(store, {"order": {}, "version": 1}), outbox=[entry]))
     assert touched == ["s1"]
     loaded = await store.load(0, TOPICS)
     assert loaded.fences == {"x.events:0": 4, "x.orders:0": 9}
-    assert dict(loaded.tables["orders"]) == {"b1:o1": {"version": 1}}
+    assert await store.read(0, {"orders": {"b1:o1"}}) == {"orders": {"b1:o1": {"order": {}, "version": 1}}}
     assert await store.outbox(0) == [entry.encode()]
     earnings = await store.client.hgetall(f"{store.prefix}:creator:cr1:earnings")
     assert earnings[b"USD|net_minor"] == b"1000"
@@ -60,13 +66,13 @@ async def test_step_writes_state_effects_outbox_and_fences_atomically(store: Led
 async def test_a_stale_member_is_refused_and_changes_nothing(store: LedgerStore) -> None:
     # members A and B both loaded partition 0 at fences (-1, -1); B wins the partition and steps first
     await store.step(step({"x.events:0": [-1, 4], "x.orders:0": [-1, 9]},
-                          sets=[["orders", "b1:o1", '{"by": "B"}']]))
+                          sets=orders_set(store, {"order": {}, "by": "B"})))
     before = {k: await store.client.hgetall(k) for k in (
         f"{store.prefix}:creator:cr1:earnings", f"{store.prefix}:stats", f"{store.prefix}:offsets:ledger")}
     # A (a zombie after the rebalance) tries to write its own version of the same offsets
     with pytest.raises(Fenced) as refused:
         await store.step(step({"x.events:0": [-1, 6], "x.orders:0": [-1, 9]}, net=5,
-                              sets=[["orders", "b1:o1", '{"by": "A"}']],
+                              sets=orders_set(store, {"order": {}, "by": "A"}),
                               outbox=[outbox_entry("x.ledger", 0, b"b1", b"A")]))
     assert (refused.value.tp, refused.value.stored) in {("x.events:0", 4), ("x.orders:0", 9)}
     # one matching fence is not enough: both must be the loaded ones
@@ -74,8 +80,8 @@ async def test_a_stale_member_is_refused_and_changes_nothing(store: LedgerStore)
         await store.step(step({"x.events:0": [4, 6], "x.orders:0": [-1, 12]}))
     after = {k: await store.client.hgetall(k) for k in before}
     assert after == before
-    loaded = await store.load(0, TOPICS)
-    assert dict(loaded.tables["orders"]) == {"b1:o1": {"by": "B"}}
+    await store.load(0, TOPICS)
+    assert (await store.read(0, {"orders": {"b1:o1"}}))["orders"] == {"b1:o1": {"order": {}, "by": "B"}}
     assert await store.outbox(0) == []
     # after reloading, A holds the current fences and may step again
     await store.step(step({"x.events:0": [4, 6], "x.orders:0": [9, 9]}, version=2, net=400))
