@@ -12,6 +12,11 @@
 - A file is not atomic (ClickHouse DDL is not transactional): write statements that can be re-run
   (``IF NOT EXISTS``), so a migration that failed half-way can simply be applied again.
 
+- Cluster (``LIVELEDGER_CLICKHOUSE_CLUSTER=<name>``): every statement, the bookkeeping table's
+  too, is rewritten by :mod:`consumers.cluster_ddl` (``ON CLUSTER``, ``Replicated*MergeTree``
+  ``<table>_local`` tables under ``Distributed`` tables of the names the code uses); unset, the
+  DDL is exactly the files'.
+
 ``liveledger migrate [--dry-run]`` (liveledger/cli.py) calls ``migrate_cli``.
 """
 
@@ -28,6 +33,7 @@ from typing import TextIO
 
 from clickhouse_connect.driver.client import Client
 
+from consumers.cluster_ddl import cluster_statements, local_name
 from liveledger.ch import get_client
 from liveledger.settings import Settings, get_settings
 
@@ -65,12 +71,31 @@ class Migration:
     def label(self) -> str:
         return f"{self.version:04d}_{self.name}"
 
-    def statements(self, database: str, values: Mapping[str, str] | None = None) -> list[str]:
-        """The statements with ``{db}`` and the ``{name}`` placeholders of ``values`` substituted."""
+    def statements(self, database: str, values: Mapping[str, str] | None = None, *,
+                   cluster: str | None = None, tables: set[str] | None = None) -> list[str]:
+        """The statements with ``{db}`` and the ``{name}`` placeholders of ``values`` substituted;
+        with ``cluster``, their cluster form (``tables``: every table the migrations create)."""
         text = self.text.replace("{db}", database)
         for name, value in (values or {}).items():
             text = text.replace("{" + name + "}", value)
-        return split_statements(text)
+        out = split_statements(text)
+        if cluster:
+            known = set(tables) if tables is not None else created_tables([self], database)
+            out = cluster_statements(out, database, cluster, known)
+        return out
+
+
+_CREATES = re.compile(r"^CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?`?\w+`?\.`?(\w+)`?", re.I)
+
+
+def created_tables(migrations: Sequence[Migration], database: str = "db") -> set[str]:
+    """The tables the ``migrations`` create (and the bookkeeping table)."""
+    names = {BOOKKEEPING_TABLE}
+    for m in migrations:
+        for statement in m.statements(database):
+            if found := _CREATES.match(statement):
+                names.add(found.group(1))
+    return names
 
 
 def split_statements(text: str) -> list[str]:
@@ -109,17 +134,23 @@ def _check_database_name(database: str) -> None:
         raise MigrationError(f"database name {database!r} is not a plain identifier")
 
 
-def ensure_bookkeeping(client: Client, database: str) -> None:
+def bookkeeping_statements(database: str, cluster: str | None = None) -> list[str]:
     _check_database_name(database)
-    client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
-    client.command(
+    statements = [
+        f"CREATE DATABASE IF NOT EXISTS `{database}`",
         f"""CREATE TABLE IF NOT EXISTS `{database}`.{BOOKKEEPING_TABLE} (
             version UInt32,
             name String,
             checksum String,
             applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
-        ) ENGINE = ReplacingMergeTree(applied_at) ORDER BY version"""
-    )
+        ) ENGINE = ReplacingMergeTree(applied_at) ORDER BY version""",
+    ]
+    return cluster_statements(statements, database, cluster) if cluster else statements
+
+
+def ensure_bookkeeping(client: Client, database: str, cluster: str | None = None) -> None:
+    for statement in bookkeeping_statements(database, cluster):
+        client.command(statement)
 
 
 def applied_migrations(client: Client, database: str) -> dict[int, tuple[str, str]]:
@@ -143,20 +174,24 @@ def retention_ttl(column: str, days: int) -> str:
     return f"toDateTime({column}) + toIntervalDay({int(days)})"
 
 
-def retention_statements(client: Client, database: str, days: int) -> list[str]:
-    """``ALTER TABLE … MODIFY TTL`` for each existing raw event table whose TTL is not ``days``."""
+def retention_statements(client: Client, database: str, days: int, cluster: str | None = None) -> list[str]:
+    """``ALTER TABLE … MODIFY TTL`` for each existing raw event table whose TTL is not ``days``
+    (on a cluster: the ``_local`` tables, ``ON CLUSTER``)."""
     _check_database_name(database)
+    names = {(local_name(t) if cluster else t): t for t in RETENTION_TABLES}
     rows = client.query(
         "SELECT name, create_table_query FROM system.tables WHERE database = {db:String} AND name IN {t:Array(String)}",
-        parameters={"db": database, "t": sorted(RETENTION_TABLES)},
+        parameters={"db": database, "t": sorted(names)},
     ).result_rows
     out = []
+    on_cluster = f" ON CLUSTER {cluster}" if cluster else ""
     for name, create in sorted((str(n), str(c)) for n, c in rows):
-        column = RETENTION_TABLES[name]
+        column = RETENTION_TABLES[names[name]]
         found = _TTL_CLAUSE.search(create)
         current = " ".join(found.group(1).split()) if found else None
         if current != retention_ttl(column, days):
-            out.append(f"ALTER TABLE `{database}`.{name} MODIFY TTL toDateTime({column}) + INTERVAL {int(days)} DAY")
+            out.append(f"ALTER TABLE `{database}`.{name}{on_cluster} MODIFY TTL toDateTime({column}) "
+                       f"+ INTERVAL {int(days)} DAY")
     return out
 
 
@@ -167,11 +202,15 @@ def migrate(
     dry_run: bool = False,
     *,
     events_retention_days: int | None = None,
+    cluster: str | None = None,
 ) -> MigrationReport:
     """Apply the migrations not yet recorded in ``database``, in version order, then bring the raw
-    event tables' TTL to ``events_retention_days`` (default: the setting)."""
+    event tables' TTL to ``events_retention_days`` (default: the setting). ``cluster``: the
+    cluster form of every statement (default: the setting ``LIVELEDGER_CLICKHOUSE_CLUSTER``)."""
     _check_database_name(database)
-    days = get_settings().events_retention_days if events_retention_days is None else int(events_retention_days)
+    settings = get_settings()
+    days = settings.events_retention_days if events_retention_days is None else int(events_retention_days)
+    cluster = (settings.clickhouse_cluster if cluster is None else cluster) or None
     if days < 1:
         raise MigrationError(f"events retention must be at least 1 day, not {days}")
     values = {"events_retention_days": str(days)}
@@ -190,21 +229,23 @@ def migrate(
             report.pending.append(m.label)
     if dry_run:
         if not report.pending:
-            report.retention = retention_statements(client, database, days)
+            report.retention = retention_statements(client, database, days, cluster)
         return report
-    ensure_bookkeeping(client, database)
+    ensure_bookkeeping(client, database, cluster)
+    tables = created_tables(migrations, database)
     for m in migrations:
         if m.version in recorded:
             continue
-        for statement in m.statements(database, values):
+        for statement in m.statements(database, values, cluster=cluster, tables=tables):
             client.command(statement)
         client.insert(
             f"{database}.{BOOKKEEPING_TABLE}",
             [[m.version, m.name, m.checksum]],
             column_names=["version", "name", "checksum"],
+            settings={"insert_distributed_sync": 1} if cluster else None,
         )
         report.applied.append(m.label)
-    for statement in retention_statements(client, database, days):
+    for statement in retention_statements(client, database, days, cluster):
         client.command(statement)
         report.retention.append(statement)
     return report
@@ -214,7 +255,8 @@ def run(settings: Settings, dry_run: bool = False, out: TextIO = sys.stdout) -> 
     database = settings.clickhouse_database
     client = get_client(settings, database="default")
     try:
-        report = migrate(client, database, dry_run=dry_run, events_retention_days=settings.events_retention_days)
+        report = migrate(client, database, dry_run=dry_run, events_retention_days=settings.events_retention_days,
+                         cluster=settings.clickhouse_cluster)
     finally:
         client.close()
     for label in report.already:

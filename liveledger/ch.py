@@ -2,6 +2,7 @@
 
 ``settings.clickhouse_url`` (env ``CLICKHOUSE_URL``) is ``http[s]://[user[:password]@]host[:port][/database]``;
 by default it names the chDB dev server that ``make up`` starts on :8123 (devstack/chserver.py).
+With ``LIVELEDGER_CLICKHOUSE_CLUSTER`` set, inserts into the Distributed tables are synchronous.
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ def _client_kwargs(settings: Settings, database: str | None, **overrides: Any) -
         "connect_timeout": 5,
         "send_receive_timeout": 60,
     }
+    if settings.clickhouse_cluster:
+        # Distributed inserts are synchronous on a cluster: an insert returns once the shards hold
+        # the rows, so the sink commits Kafka offsets only for rows the cluster has (exactly-once).
+        overrides = {**overrides, "settings": {"insert_distributed_sync": 1, **overrides.get("settings", {})}}
     kwargs.update(overrides)
     return kwargs
 

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     ingest_host: str = "127.0.0.1"
     ingest_port: int = 8080
     api_host: str = "127.0.0.1"
+    # ClickHouse cluster (docs/scaling.md "ClickHouse cluster"): `liveledger migrate` emits ON CLUSTER,
+    # Replicated*MergeTree <table>_local and Distributed <table> DDL for it (consumers/cluster_ddl.py).
+    clickhouse_cluster: str = Field(default="", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$")
     api_port: int = 8000
     # Public base URL of the ingest service, used to build affiliate link URLs.
     ingest_public_url: str = "http://127.0.0.1:8080"
