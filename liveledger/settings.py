@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     # CLICKHOUSE_URL (no prefix) names a real server; default is the chDB dev server.
     clickhouse_url: str = Field(default="http://127.0.0.1:8123", validation_alias="CLICKHOUSE_URL")
     clickhouse_database: str = "liveledger"
+    # ClickHouse cluster (docs/scaling.md "ClickHouse cluster"): `liveledger migrate` emits ON CLUSTER,
+    # Replicated*MergeTree <table>_local and Distributed <table> DDL for it (consumers/cluster_ddl.py).
+    clickhouse_cluster: str = Field(default="", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$")
 
     admin_token: str = DEV_ADMIN_TOKEN
     topic_prefix: str = "ll"
@@ -29,9 +32,6 @@ class Settings(BaseSettings):
     ingest_host: str = "127.0.0.1"
     ingest_port: int = 8080
     api_host: str = "127.0.0.1"
-    # ClickHouse cluster (docs/scaling.md "ClickHouse cluster"): `liveledger migrate` emits ON CLUSTER,
-    # Replicated*MergeTree <table>_local and Distributed <table> DDL for it (consumers/cluster_ddl.py).
-    clickhouse_cluster: str = Field(default="", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$")
     api_port: int = 8000
     # Public base URL of the ingest service, used to build affiliate link URLs.
     ingest_public_url: str = "http://127.0.0.1:8080"
