@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help install up down status serve stop demo test test-fast lint bench load chaos migrate topics
+.PHONY: help install up down status serve stop demo test test-fast test-cluster lint bench load chaos migrate topics
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -12,10 +12,13 @@ help:  ## list targets
 install: ## create .venv, install Python deps, Redis (apt) and the Kafka jars (Maven)
 	@bash devstack/install.sh
 
-up: install ## start Kafka, Redis and ClickHouse (chDB dev server) on 127.0.0.1; idempotent
-	@bash devstack/up.sh
+# `make up CLUSTER=1` also starts the 3-node Kafka cluster on :19092-19094 (docs/operations.md "Kafka cluster").
+CLUSTER ?=
 
-down: ## stop the dev services (data is kept in .devstack/)
+up: install ## start Kafka, Redis and ClickHouse (chDB dev server) on 127.0.0.1; idempotent; CLUSTER=1: + 3-broker Kafka
+	@CLUSTER="$(CLUSTER)" bash devstack/up.sh
+
+down: ## stop the dev services and the Kafka cluster if it runs (data is kept in .devstack/)
 	@bash devstack/down.sh
 
 status: ## show which dev services and app processes run, their metrics ports and /readyz
@@ -34,8 +37,15 @@ stop: ## stop the application processes
 demo: serve ## the stack, all services, a simulated live event, and the dashboard URLs
 	@bash devstack/demo.sh
 
-test: up ## install, start the stack, run the whole test suite
-	@rc=0; $(PY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
+# `make test` leaves out the `cluster` tests (their own 3-broker Kafka / Redis Cluster): `make test-cluster`.
+# A -m in PYTEST_ARGS replaces the default selection.
+test: up ## install, start the stack, run the whole test suite (but the cluster tests)
+	@rc=0; $(PY) -m pytest -m "not cluster" $(PYTEST_ARGS) || rc=$$?; \
+	if [ -n "$$PYTEST_RC_FILE" ]; then echo $$rc > "$$PYTEST_RC_FILE"; fi; \
+	if [ $$rc -eq 5 ]; then echo "pytest ran no tests" >&2; fi; exit $$rc
+
+test-cluster: up ## the cluster tests: pipeline on its own 3-broker Kafka (one killed) and Redis Cluster (~3-4 min)
+	@rc=0; $(PY) -m pytest -m cluster $(PYTEST_ARGS) || rc=$$?; \
 	if [ -n "$$PYTEST_RC_FILE" ]; then echo $$rc > "$$PYTEST_RC_FILE"; fi; \
 	if [ $$rc -eq 5 ]; then echo "pytest ran no tests" >&2; fi; exit $$rc
 

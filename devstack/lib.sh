@@ -7,6 +7,9 @@
 #   .devstack/kafka/            classpath.txt (Maven), server.properties, data/ (KRaft log dirs)
 #   .devstack/redis/            redis.conf, appendonly files
 #   .devstack/clickhouse/       chDB data of the ClickHouse dev server
+#   .devstack/kafka-cluster/    `make up CLUSTER=1`: cluster.id, bootstrap (the client list),
+#                               cluster.env (the app's settings for it), <N>/ per node (1..3):
+#                               server.properties, jvm.args, data/
 
 # shellcheck disable=SC2034  # constants used by the scripts that source this file
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,6 +24,12 @@ KAFKA_PORT=9092
 KAFKA_CONTROLLER_PORT=9093
 REDIS_PORT=6379
 CLICKHOUSE_PORT=8123
+# The 3-node KRaft cluster (`make up CLUSTER=1`, devstack/kafka_cluster.py): node N (1..3) serves
+# clients on 19091+N and its controller on 19191+N; pid/log name kafka-cN.
+KAFKA_CLUSTER_NODES=(1 2 3)
+KAFKA_CLUSTER_BOOTSTRAP="127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094"
+kafka_cluster_port() { echo $((19091 + $1)); }
+kafka_cluster_controller_port() { echo $((19191 + $1)); }
 
 mkdir -p "$LOGS" "$RUN"
 
@@ -40,6 +49,7 @@ elapsed() { awk -v s="$1" -v e="$(now)" 'BEGIN { printf "%.1f", e - s }'; }
 signature() {
     case "$1" in
         kafka) echo "kafka.Kafka" ;;
+        kafka-c*) echo "kafka.Kafka $STATE/kafka-cluster/${1#kafka-c}/server.properties" ;;
         redis) echo "redis-server" ;;
         clickhouse) echo "devstack.chserver" ;;
         ingest) echo "-m ingest" ;;

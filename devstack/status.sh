@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Show the dev services and the application processes: running/stopped, pid, port, log; for the app
 # processes also their metrics port (GET /metrics, docs/operations.md) and what /readyz answers.
-# Exit code 0 when every dev service runs, 1 otherwise (app processes do not count).
+# Exit code 0 when every dev service runs, 1 otherwise (app processes and the on-demand Kafka
+# cluster, kafka-c1..3, do not count).
 set -euo pipefail
 # shellcheck source=devstack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -32,6 +33,22 @@ for spec in kafka:$KAFKA_PORT redis:$REDIS_PORT clickhouse:$CLICKHOUSE_PORT; do
     fi
     row "$name" "$state" "$pid" "$port" ".devstack/logs/$name.log"
 done
+# The on-demand Kafka cluster (`make up CLUSTER=1`): shown once it was ever started; not counted in
+# the exit code (it is optional).
+if [[ -d "$STATE/kafka-cluster" ]]; then
+    for n in "${KAFKA_CLUSTER_NODES[@]}"; do
+        name="kafka-c$n"
+        port="$(kafka_cluster_port "$n")"
+        if pid="$(pid_of "$name")"; then
+            state=running
+            port_open "$port" || state=starting
+        else
+            state=stopped
+            pid=-
+        fi
+        row "$name" "$state" "$pid" "$port" ".devstack/logs/$name.log"
+    done
+fi
 
 # ready PORT -> the HTTP status of GET /readyz (at most 2 s), or "-" when nothing answers
 ready() {

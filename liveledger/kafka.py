@@ -23,9 +23,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
 
 from liveledger.settings import Settings, get_settings
-from liveledger.topics import TopicSpec, topic_specs
+from liveledger.topics import TopicSpec, replication, topic_specs
 
-# Single-node dev stack and CI. A production cluster would use 3 (and min.insync.replicas=2).
+# ensure_topics' default; create_topics uses the settings' kafka_replication_factor (liveledger/topics.py).
 DEFAULT_REPLICATION_FACTOR = 1
 
 _TOPIC_ALREADY_EXISTS = 36
@@ -132,7 +132,7 @@ async def ensure_topics(
 
 async def create_topics(settings: Settings) -> list[TopicStatus]:
     """Create every topic of the topic map (idempotent); raise :class:`TopicMismatchError` on drift."""
-    return await ensure_topics(settings, topic_specs(settings))
+    return await ensure_topics(settings, topic_specs(settings), replication(settings)[0])
 
 
 async def list_topics(settings: Settings) -> dict[str, int]:

@@ -17,6 +17,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LIVELEDGER_", frozen=True, extra="ignore")
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # Replication of the topics `liveledger topics create` makes (liveledger/topics.py): 1 on the
+    # single dev broker; 3 and 2 on a 3-broker cluster (`make up CLUSTER=1`, docs/operations.md
+    # "Kafka cluster"), so a write acknowledged with acks=all survives the loss of one broker.
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    kafka_min_insync_replicas: int = Field(default=1, ge=1)
     redis_url: str = "redis://127.0.0.1:6379/0"
     # CLICKHOUSE_URL (no prefix) names a real server; default is the chDB dev server.
     clickhouse_url: str = Field(default="http://127.0.0.1:8123", validation_alias="CLICKHOUSE_URL")

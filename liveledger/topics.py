@@ -16,12 +16,26 @@ class TopicSpec:
     purpose: str
 
 
+def replication(settings: Settings) -> tuple[int, dict[str, str]]:
+    """The replication factor of every topic and the config that goes with it.
+
+    ``min.insync.replicas`` (``kafka_min_insync_replicas``) is set on each topic, so an acks=all
+    write (every producer of the application) is acknowledged only once that many replicas have it:
+    RF 3 with 2 in sync keeps accepting writes with one broker down and loses nothing acknowledged.
+    """
+    rf, isr = settings.kafka_replication_factor, settings.kafka_min_insync_replicas
+    if isr > rf:
+        raise ValueError(f"kafka_min_insync_replicas={isr} > kafka_replication_factor={rf}: no write could succeed")
+    return rf, {"min.insync.replicas": str(isr)}
+
+
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     p = settings.topic_prefix
     n = settings.event_partitions
     week = str(7 * 24 * 3600 * 1000)
-    return [
-        TopicSpec(f"{p}.setup", 1, {"cleanup.policy": "compact", "min.insync.replicas": "1"},
+    _, isr = replication(settings)
+    specs = [
+        TopicSpec(f"{p}.setup", 1, {"cleanup.policy": "compact"},
                   "<kind>:<id>", "setup entities (brands, creators, keys, campaigns, links, streams)"),
         TopicSpec(f"{p}.events", n, {"retention.ms": week},
                   "brand_id", "batches of view / click / add_to_cart events (one record per accepted batch)"),
@@ -32,6 +46,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(f"{p}.ledger", n, {"retention.ms": week},
                   "brand_id", "ledger facts produced by the stream processors for the ClickHouse sink"),
     ]
+    return [TopicSpec(s.name, s.partitions, {**s.config, **isr}, s.key, s.purpose) for s in specs]
 
 
 def topic_name(settings: Settings, short: str) -> str:
