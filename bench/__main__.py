@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from bench import conversion_bench, e2e_bench, ingest_bench, query_bench, report, sink_bench, stream_bench
+from bench import conversion_bench, e2e_bench, ingest_bench, memory_bench, query_bench, report, sink_bench, stream_bench
 from bench.config import FULL, QUICK, BenchConfig
 
 PARTS: dict[str, tuple[str, Callable[[BenchConfig, Path], dict[str, Any]]]] = {
@@ -30,6 +30,7 @@ PARTS: dict[str, tuple[str, Callable[[BenchConfig, Path], dict[str, Any]]]] = {
     "e2e": ("e2e", e2e_bench.run),
     "sink": ("clickhouse_sink", sink_bench.run),
     "query": ("query", query_bench.run),
+    "memory": ("memory", memory_bench.run),
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 
