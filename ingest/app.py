@@ -22,9 +22,9 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
-import redis.asyncio as aioredis
 from aiohttp import web
 
+from ingest.batcher import ClickBatcher
 from ingest.clicks import (
     BotDetector,
     RepeatGuard,
@@ -54,6 +54,7 @@ from liveledger.errors import (
 from liveledger.kafka import start_producer
 from liveledger.ops_server import metrics_view, readyz_view
 from liveledger.readiness import Readiness
+from liveledger.redis_client import redis_client
 from liveledger.settings import Settings
 from liveledger.setup_state import Principal, SetupReplica, Table, link_redirect_counts, webhook_secrets
 from liveledger.storage import redis_keys
@@ -146,10 +147,15 @@ class IngestState:
         self.client_secret = client_secret(settings.client_hash_secret, settings.admin_token)
         self.repeats: RepeatGuard | None = None
         self.click_writes: dict[str, asyncio.Future[None]] = {}  # click id -> its write, while in flight
+        # Clicks of concurrent redirects share a record: one per brand (the Kafka key) per
+        # micro-batch, acknowledged before any of their 302s (ingest/batcher.py, docs/ingest.md).
+        self.clicks: ClickBatcher[WireClickEvent] = ClickBatcher(
+            self._send_clicks, max_clicks=settings.ingest_click_batch_max,
+            linger_s=settings.ingest_click_linger_ms / 1000)
 
     async def start(self) -> None:
         # Short timeouts: the repeat check is on the redirect path and fails open (docs/ingest.md).
-        self.redis = aioredis.from_url(self.settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self.redis = redis_client(self.settings, socket_timeout=0.5, socket_connect_timeout=0.5)
         self.repeats = RepeatGuard(self.redis, self.settings.topic_prefix)
         self._flusher = asyncio.create_task(self._flush_counters_forever(), name="ingest-counters")
         self._connecting = asyncio.create_task(self._connect_forever(), name="ingest-connect")
@@ -232,6 +238,11 @@ class IngestState:
         finally:
             self.inflight -= 1
 
+    async def _send_clicks(self, brand_id: str, clicks: list[WireClickEvent]) -> None:
+        record = EventsBatchRecord.build(batch_id=str(uuid.uuid4()), brand_id=brand_id, source="redirect",
+                                         received_at=utc_now(), events=list(clicks))
+        await self.send(self.events_topic, brand_id, record.to_bytes())
+
     async def lookup(self, table: Table, ident: object) -> dict[str, Any] | None:
         """The setup entity ``ident`` (read-your-writes), or ``None`` when ``ident`` is not an id."""
         if not isinstance(ident, str) or not _ID_RE.match(ident):
@@ -313,7 +324,8 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response(200, {"status": "ok", "inflight": st.inflight, "setup_records": st.setup.position,
                                "setup_catch_ups": st.setup.end_offset_requests,
                                "repeat_claims": st.repeats.claims if st.repeats else 0,
-                               "repeat_claim_batches": st.repeats.batches if st.repeats else 0})
+                               "repeat_claim_batches": st.repeats.batches if st.repeats else 0,
+                "click_records": st.clicks.records, "clicks_written": st.clicks.items})
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -355,6 +367,8 @@ async def redirect(request: web.Request) -> web.Response:
         return _redirect_response(destination, None, 0)
     campaign = state.campaigns.get(link["campaign_id"], {})
     window_days = int(campaign.get("attribution_window_days", 30))
+    if st.inflight + st.clicks.waiting >= st.settings.ingest_max_inflight:  # before any claim
+        raise unavailable("too many requests in flight, retry shortly", 1, code="overloaded")
     click_id = new_click_id()
     client = claim = None
     if st.settings.click_hygiene:
@@ -374,12 +388,12 @@ async def redirect(request: web.Request) -> web.Response:
             if pending_ms is not None and not await _being_written(st, prior_id):
                 # its click is not known to be in Kafka (the process that claimed it died, or its write
                 # failed or timed out): write that click again, same id and time; consumers de-dup it
-                await _write_click(st, link, code, client, prior_id, from_ms(pending_ms), now)
+                await _write_click(st, link, code, client, prior_id, from_ms(pending_ms))
             return _redirect_response(destination, prior_id, window_days)
-    write = asyncio.ensure_future(_write_click(st, link, code, client, click_id, now, now))
+    write = _queue_click(st, link, code, client, click_id, now)
     st.click_writes[click_id] = write
     try:
-        await write
+        await _click_written(st, write, code, client, click_id, now)
     except ServiceError as exc:
         # not written: a retry gets a fresh click -- unless the write only timed out (the record may
         # still land): then the claim stays pending and a retry writes this same click again
@@ -393,19 +407,30 @@ async def redirect(request: web.Request) -> web.Response:
     return _redirect_response(destination, click_id, window_days)
 
 
-async def _write_click(st: IngestState, link: dict[str, Any], code: str, client: str | None, click_id: str,
-                       at: datetime, now: datetime) -> None:
-    """Write the click record (acks=all), then confirm its claim; raises ServiceError (503)."""
+def _queue_click(st: IngestState, link: dict[str, Any], code: str, client: str | None, click_id: str,
+                 at: datetime) -> asyncio.Future[None]:
+    """Hand the click to the batcher; the future is done when its record is acknowledged."""
     # Hot path: parts straight from the setup record, no re-validation.
     click = WireClickEvent.assemble({
         "event_id": click_id, "type": "click", "stream_id": link.get("stream_id"), "viewer_id": None,
         "product_id": link.get("product_id"), "campaign_id": link["campaign_id"], "creator_id": link["creator_id"],
         "link_code": code, "client_hash": client, "occurred_at": at})
-    record = EventsBatchRecord.build(batch_id=str(uuid.uuid4()), brand_id=link["brand_id"], source="redirect",
-                                     received_at=now, events=[click])
-    await st.send(st.events_topic, link["brand_id"], record.to_bytes())
+    return st.clicks.add(link["brand_id"], click)
+
+
+async def _click_written(st: IngestState, write: asyncio.Future[None], code: str, client: str | None,
+                         click_id: str, at: datetime) -> None:
+    """Wait for the click's record (acks=all), then confirm its claim; raises ServiceError (503).
+    Shielded: the record is shared with other redirects, a client going away must not cancel it."""
+    await asyncio.shield(write)
     if st.repeats is not None and client is not None:
         await st.repeats.confirm(code, client, click_id, to_ms(at))
+
+
+async def _write_click(st: IngestState, link: dict[str, Any], code: str, client: str | None, click_id: str,
+                       at: datetime) -> None:
+    """Write the click (batched with others), then confirm its claim; raises ServiceError (503)."""
+    await _click_written(st, _queue_click(st, link, code, client, click_id, at), code, client, click_id, at)
 
 
 async def _being_written(st: IngestState, click_id: str) -> bool:

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     # A Kafka write not acknowledged within this long is answered 503 + Retry-After (the client
     # retries; the record may still land, and every consumer de-duplicates by event id).
     ingest_send_timeout_s: float = 5.0
+    # Redirect clicks are micro-batched (ingest/batcher.py): at most this many clicks per Kafka record,
+    # written at the end of the loop iteration (or after this linger) when no write of its brand is out.
+    ingest_click_batch_max: int = Field(default=500, ge=1, le=1000)
+    ingest_click_linger_ms: float = Field(default=0.0, ge=0, le=100)
     # API hostile-input guards (api/guards.py, api/server.py; docs/api.md "Limits"): JSON bodies
     # (the brand CSV upload has its own 20 MiB), request heads, slow bodies, idle connections.
     api_max_body_bytes: int = 1024 * 1024
