@@ -1,5 +1,6 @@
-"""Per-creator conversion, live: reading the stream workers' ``conv:<brand>:<creator>`` hashes
-(layout in :func:`liveledger.storage.redis_keys.creator_conversion`) into the contract's rows.
+"""Per-creator conversion, live: reading the stream workers' ``conv:<brand>:<creator>`` hashes (in the
+hash slot of the brand's partition; layout in :func:`liveledger.storage.redis_keys.creator_conversion`)
+into the contract's rows.
 
 Nothing is computed from ClickHouse here: the workers keep these aggregates exactly, in the same
 fenced steps as every other live number (docs/stream-processing.md, "Per-creator conversion, live").
@@ -10,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from api.series import read_samples, store_sample
 from liveledger.domain.live import ratio
+from liveledger.redis_client import RedisClient
 from liveledger.storage import redis_keys as keys
 from schemas.time import format_ms
 
@@ -74,13 +74,18 @@ def creators_series_key(prefix: str, brand_id: str) -> str:
 
 
 class ConversionReader:
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+    def __init__(self, client: RedisClient, prefix: str, partitions: int) -> None:
         self.client = client
         self.prefix = prefix
+        self.partitions = partitions
+
+    def part(self, brand_id: str) -> int:
+        return keys.brand_partition(brand_id, self.partitions)
 
     async def creators_of(self, brand_id: str) -> set[str]:
         """Creators with counted clicks or attributed orders with ``brand_id``."""
-        return {str(c) for c in await self.client.smembers(keys.brand_creators(self.prefix, brand_id))}
+        key = keys.brand_creators(self.prefix, self.part(brand_id), brand_id)
+        return {str(c) for c in await self.client.smembers(key)}
 
     async def sample(self, brand_ids: Iterable[str], at: int, bucket: int) -> int:
         """Store one sample ``{t, creators: {id: {clicks, orders}}}`` per recently active brand (the
@@ -107,6 +112,6 @@ class ConversionReader:
         wanted = sorted(set(pairs))
         async with self.client.pipeline(transaction=False) as pipe:
             for brand_id, creator_id in wanted:
-                pipe.hgetall(keys.creator_conversion(self.prefix, brand_id, creator_id))
+                pipe.hgetall(keys.creator_conversion(self.prefix, self.part(brand_id), brand_id, creator_id))
             raws = await pipe.execute()
         return {pair: {str(k): str(v) for k, v in raw.items()} for pair, raw in zip(wanted, raws, strict=True)}

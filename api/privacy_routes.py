@@ -137,16 +137,25 @@ async def erase_clickhouse(request: Request, brand_id: str, viewer_id: str) -> t
     return events, dead
 
 
+def erase_script_arg(p: str, partitions: int, brand_id: str, streams: list[str], viewer_id: str, erasure_id: str,
+                     events: int, dead_letters: int) -> dict[str, Any]:
+    """The argument of :data:`VIEWER_ERASE`: the brand's keys, all in its partition's hash slot
+    (``stats`` is the key the call declares)."""
+    part = keys.brand_partition(brand_id, partitions)
+    return {"id": viewer_id, "ph": f"erased:{erasure_id}",
+            "streams": [[keys.stream_viewers(p, part, s), keys.stream_now(p, part, s), keys.stream_left(p, part, s)]
+                        for s in streams],
+            "stats": keys.stats(p, part),
+            "st": {"viewer_erasures": 1, "events_erased": events, "dead_letters_erased": dead_letters}}
+
+
 async def erase_redis(ctx: ApiContext, brand_id: str, viewer_id: str, erasure_id: str, events: int,
                       dead_letters: int) -> tuple[int, int]:
-    p = ctx.settings.topic_prefix
     streams = sorted(sid for sid, s in ctx.setup.state.streams.items() if s.get("brand_id") == brand_id)
-    arg = {"id": viewer_id, "ph": f"erased:{erasure_id}",
-           "streams": [[keys.stream_viewers(p, s), keys.stream_now(p, s), keys.stream_left(p, s)] for s in streams],
-           "stats": keys.stats(p),
-           "st": {"viewer_erasures": 1, "events_erased": events, "dead_letters_erased": dead_letters}}
+    arg = erase_script_arg(ctx.settings.topic_prefix, ctx.settings.event_partitions, brand_id, streams, viewer_id,
+                           erasure_id, events, dead_letters)
     client = ctx.extras["redis"]
-    replaced = int(await client.eval(VIEWER_ERASE, 0, orjson.dumps(arg).decode()))
+    replaced = int(await client.eval(VIEWER_ERASE, 1, arg["stats"], orjson.dumps(arg).decode()))
     return replaced, len(streams)
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
+
+from liveledger.redis_client import RedisClient
 
 SERIES_KEEP_MS = 24 * 3600 * 1000
 
 
-async def store_sample(client: aioredis.Redis, key: str, bucket: int, point: dict[str, Any], at: int) -> None:
+async def store_sample(client: RedisClient, key: str, bucket: int, point: dict[str, Any], at: int) -> None:
     """One sample under its bucket (replacing another API process's sample of the same bucket),
     dropping samples older than 24 h."""
     async with client.pipeline(transaction=True) as pipe:
@@ -20,6 +21,6 @@ async def store_sample(client: aioredis.Redis, key: str, bucket: int, point: dic
         await pipe.execute()
 
 
-async def read_samples(client: aioredis.Redis, key: str, since_ms: int) -> list[dict[str, Any]]:
+async def read_samples(client: RedisClient, key: str, since_ms: int) -> list[dict[str, Any]]:
     raw = await client.zrangebyscore(key, since_ms, "+inf")
     return [orjson.loads(str(r)) for r in raw]

@@ -20,13 +20,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 from clickhouse_connect.driver.asyncclient import AsyncClient
 from redis.exceptions import RedisError
 
@@ -37,6 +36,8 @@ from liveledger import metrics
 from liveledger.ch import get_async_client
 from liveledger.domain.live import ctr, cvr, top_products
 from liveledger.domain.payouts import PayoutItem, PayoutPlan, payout_items
+from liveledger.redis_client import RedisClient, pubsub_client, sum_hashes
+from liveledger.redis_client import redis_client as make_redis_client
 from liveledger.settings import Settings
 from liveledger.storage import redis_keys as keys
 from liveledger.storage.clickhouse import (
@@ -80,49 +81,60 @@ def _int(raw: Any) -> int:
 
 
 class LiveReader:
-    """Reads the live aggregates the stream processors keep in Redis."""
+    """Reads the live aggregates the stream processors keep in Redis.
 
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+    A stream's keys are in the hash slot of its brand's partition (``stream_brand``: the stream's
+    brand from the setup state); a creator's earnings and the stats are per partition, summed here."""
+
+    def __init__(self, client: RedisClient, prefix: str, partitions: int,
+                 stream_brand: Callable[[str], str | None]) -> None:
         self.client = client
         self.prefix = prefix
+        self.partitions = partitions
+        self.stream_brand = stream_brand
+
+    def stream_partition(self, stream_id: str) -> int | None:
+        brand = self.stream_brand(stream_id)
+        return None if brand is None else keys.brand_partition(brand, self.partitions)
 
     async def live(self, stream_id: str, at_ms: int | None = None) -> dict[str, Any]:
         """The contract's live JSON for one stream (zeros for a stream with no events yet)."""
-        p = self.prefix
+        p, part = self.prefix, self.stream_partition(stream_id)
+        if part is None:  # not a stream of the setup (yet): nothing counted
+            return build_live(stream_id, {}, 0, 0, {})
         at = at_ms if at_ms is not None else now_ms()
         async with self.client.pipeline(transaction=False) as pipe:
-            pipe.hgetall(keys.stream_counts(p, stream_id))
-            pipe.scard(keys.stream_viewers(p, stream_id))
-            pipe.zcount(keys.stream_now(p, stream_id), at - VIEWER_WINDOW_MS, "+inf")
-            pipe.hgetall(keys.stream_products(p, stream_id))
+            pipe.hgetall(keys.stream_counts(p, part, stream_id))
+            pipe.scard(keys.stream_viewers(p, part, stream_id))
+            pipe.zcount(keys.stream_now(p, part, stream_id), at - VIEWER_WINDOW_MS, "+inf")
+            pipe.hgetall(keys.stream_products(p, part, stream_id))
             counts, unique, present, products = await pipe.execute()
         return build_live(stream_id, counts, int(unique), int(present), products)
 
     async def stats(self) -> dict[str, int]:
-        raw = await self.client.hgetall(keys.stats(self.prefix))
-        return {str(k): _int(v) for k, v in raw.items()}
+        return await sum_hashes(self.client, keys.stats_keys(self.prefix, self.partitions))
 
     async def creator_totals(self, creator_id: str) -> dict[str, dict[str, int]]:
         """``currency -> {orders, net_minor, commission_minor, reversed_minor}`` from the live view."""
-        raw = await self.client.hgetall(keys.creator_earnings(self.prefix, creator_id))
-        out: dict[str, dict[str, int]] = {}
-        for field, value in raw.items():
-            currency, _, name = str(field).partition("|")
-            out.setdefault(currency, {})[name] = _int(value)
-        return out
+        return (await self.creators_totals([creator_id])).get(creator_id, {})
 
     async def creators_totals(self, creator_ids: Iterable[str]) -> dict[str, dict[str, dict[str, int]]]:
+        """Per creator, the sum of its per-partition earnings hashes (one pipeline)."""
         ids = sorted(set(creator_ids))
+        n = self.partitions
         async with self.client.pipeline(transaction=False) as pipe:
             for cid in ids:
-                pipe.hgetall(keys.creator_earnings(self.prefix, cid))
+                for key in keys.creator_earnings_keys(self.prefix, n, cid):
+                    pipe.hgetall(key)
             raws = await pipe.execute()
         out: dict[str, dict[str, dict[str, int]]] = {}
-        for cid, raw in zip(ids, raws, strict=True):
+        for i, cid in enumerate(ids):
             per: dict[str, dict[str, int]] = {}
-            for field, value in raw.items():
-                currency, _, name = str(field).partition("|")
-                per.setdefault(currency, {})[name] = _int(value)
+            for raw in raws[i * n:(i + 1) * n]:
+                for field, value in raw.items():
+                    currency, _, name = str(field).partition("|")
+                    cur = per.setdefault(currency, {})
+                    cur[name] = cur.get(name, 0) + _int(value)
             if per:
                 out[cid] = per
         return out
@@ -185,8 +197,8 @@ class LiveHub:
     """One pattern subscription per process; each SSE client waits on its own size-1 queue, so a
     burst of notifications coalesces into one re-read."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
-        self.client = client
+    def __init__(self, client: RedisClient, prefix: str) -> None:
+        self.client = client  # a plain client of one node (a cluster's nodes all deliver every PUBLISH)
         self.prefix = prefix
         self._channel_prefix = keys.stream_channel(prefix, "")
         self._brand_prefix = keys.conversion_channel(prefix, "")
@@ -202,6 +214,7 @@ class LiveHub:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self.client.aclose()
 
     @contextlib.asynccontextmanager
     async def subscribe(self, stream_id: str) -> AsyncIterator[asyncio.Queue[None]]:
@@ -285,9 +298,11 @@ class SeriesSampler:
         ids = sorted(self.stream_ids())
         if not ids:
             return 0
+        parts = {sid: self.reader.stream_partition(sid) for sid in ids}
+        ids = [sid for sid in ids if parts[sid] is not None]
         async with client.pipeline(transaction=False) as pipe:
             for sid in ids:
-                pipe.hget(keys.stream_counts(p, sid), "updated_at")
+                pipe.hget(keys.stream_counts(p, parts[sid] or 0, sid), "updated_at")
             updated = await pipe.execute()
         active = [sid for sid, u in zip(ids, updated, strict=True) if u and at - _int(u) < SERIES_ACTIVE_MS]
         for sid in active:
@@ -307,18 +322,27 @@ class SeriesSampler:
             await asyncio.sleep(self.interval)
 
 
-def redis_client(url: str) -> aioredis.Redis:
-    client: aioredis.Redis = aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
-    return client
+def redis_client(settings: Settings) -> RedisClient:
+    """The API's client of the configured Redis or Redis Cluster (:mod:`liveledger.redis_client`)."""
+    return make_redis_client(settings, decode_responses=True, health_check_interval=30)
+
+
+def stream_brand_of(ctx: ApiContext) -> Callable[[str], str | None]:
+    def brand(stream_id: str) -> str | None:
+        stream = ctx.setup.state.streams.get(stream_id)
+        return None if stream is None else stream.get("brand_id")
+    return brand
 
 
 async def start_read_clients(ctx: ApiContext) -> None:
     """Create the readers (lazy connections: nothing here fails when a service is down)."""
-    client = redis_client(ctx.settings.redis_url)
-    reader = LiveReader(client, ctx.settings.topic_prefix)
-    hub = LiveHub(client, ctx.settings.topic_prefix)
+    client = redis_client(ctx.settings)
+    partitions = ctx.settings.event_partitions
+    reader = LiveReader(client, ctx.settings.topic_prefix, partitions, stream_brand_of(ctx))
+    hub = LiveHub(pubsub_client(ctx.settings, decode_responses=True, health_check_interval=30),
+                  ctx.settings.topic_prefix)
     hub.start()
-    conversion = ConversionReader(client, ctx.settings.topic_prefix)
+    conversion = ConversionReader(client, ctx.settings.topic_prefix, partitions)
 
     async def sample_creators(at: int, bucket: int) -> None:
         await conversion.sample(list(ctx.setup.state.brands), at, bucket)

@@ -33,7 +33,9 @@ from typing import Any, Final
 import re2
 from crawlerdetect.providers.crawlers import data as CRAWLER_PATTERNS
 from crawlerdetect.providers.exclusions import data as EXCLUSION_PATTERNS
+from redis.crc import key_slot
 
+from liveledger.redis_client import is_cluster
 from liveledger.storage import redis_keys
 
 log = logging.getLogger("ingest.clicks")
@@ -224,19 +226,24 @@ class RepeatGuard:
                 batch, self._pending = self._pending, []
                 self.batches += 1
                 self.claims += sum(1 for _, v, _ in batch if not v.startswith("="))
-                try:
-                    priors = await self._claim_many(keys=[k for k, _, _ in batch],
-                                                    args=[v for _, v, _ in batch] + [self.window_s])
-                except Exception as exc:
-                    for _, _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_, _, future), prior in zip(batch, priors, strict=True):
-                    if not future.done():
-                        future.set_result(prior.decode() if isinstance(prior, bytes) else (prior or None))
+                # one call per hash slot on a cluster (keys tagged by link shard: redis_keys.click_repeat)
+                groups = _by_slot(batch) if is_cluster(self.redis) else [batch]
+                await asyncio.gather(*(self._claim_group(group) for group in groups))
         finally:
             self._flushing = False
+
+    async def _claim_group(self, batch: list[tuple[str, str, asyncio.Future[str | None]]]) -> None:
+        try:
+            priors = await self._claim_many(keys=[k for k, _, _ in batch],
+                                            args=[v for _, v, _ in batch] + [self.window_s])
+        except Exception as exc:
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, _, future), prior in zip(batch, priors, strict=True):
+            if not future.done():
+                future.set_result(prior.decode() if isinstance(prior, bytes) else (prior or None))
 
     async def release(self, link_code: str, client: str, value: str) -> None:
         """Undo :meth:`claim` of ``value`` (the click was not written to Kafka): a retry gets a fresh click."""
@@ -244,3 +251,11 @@ class RepeatGuard:
             await self._release(keys=[self.key(link_code, client)], args=[value])
         except Exception as exc:  # the claim then expires with its window
             log.warning("could not release click claim on %s: %r", link_code, exc)
+
+
+def _by_slot(batch: list[tuple[str, str, Any]]) -> list[list[tuple[str, str, Any]]]:
+    """The claims grouped by the hash slot of their key (a Lua call on a cluster takes one slot's keys)."""
+    groups: dict[int, list[tuple[str, str, Any]]] = {}
+    for item in batch:
+        groups.setdefault(key_slot(item[0].encode()), []).append(item)
+    return list(groups.values())

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     kafka_replication_factor: int = Field(default=1, ge=1)
     kafka_min_insync_replicas: int = Field(default=1, ge=1)
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Redis Cluster (docs/scaling.md "Redis Cluster"): redis_url names any one node (also implied by
+    # a redis+cluster:// URL); liveledger/redis_client.py makes every process's client.
+    redis_cluster: bool = False
     # CLICKHOUSE_URL (no prefix) names a real server; default is the chDB dev server.
     clickhouse_url: str = Field(default="http://127.0.0.1:8123", validation_alias="CLICKHOUSE_URL")
     clickhouse_database: str = "liveledger"

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import faust
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from faust.types import TP, EventT
 from mode import Service
@@ -32,6 +31,7 @@ from liveledger import metrics
 from liveledger.kafka import start_producer
 from liveledger.ops_server import OpsServer
 from liveledger.readiness import Readiness
+from liveledger.redis_client import redis_client
 from liveledger.settings import Settings
 from liveledger.setup_state import SetupReplica
 from liveledger.topics import topic_name
@@ -61,7 +61,7 @@ class Pipelines:
     def __init__(self, app: faust.App, settings: Settings) -> None:
         self.app = app
         self.settings = settings
-        self.redis = aioredis.from_url(settings.redis_url)
+        self.redis = redis_client(settings)
         self.notifier = Notifier(self.redis, settings.topic_prefix)
         self.replica = SetupReplica(settings)
         self.producer: AIOKafkaProducer | None = None

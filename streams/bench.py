@@ -16,9 +16,9 @@ import uuid
 from datetime import UTC, datetime
 
 import orjson
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
+from liveledger.redis_client import redis_client, sum_hashes
 from liveledger.settings import get_settings
 from liveledger.storage import redis_keys as keys
 from liveledger.topics import topic_name
@@ -30,8 +30,9 @@ def _iso(dt: datetime) -> str:
 
 async def run(n: int, per_record: int, brands: int) -> None:
     settings = get_settings()
-    r = aioredis.from_url(settings.redis_url)
-    base = int(await r.hget(keys.stats(settings.topic_prefix), "events_accepted") or 0)
+    r = redis_client(settings)
+    stat_keys = keys.stats_keys(settings.topic_prefix, settings.event_partitions)
+    base = (await sum_hashes(r, stat_keys)).get("events_accepted", 0)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20,
                                 compression_type="lz4", max_batch_size=1024 * 1024)
     await producer.start()
@@ -67,7 +68,7 @@ async def run(n: int, per_record: int, brands: int) -> None:
     await producer.flush()
     t_produced = time.monotonic()
     await producer.stop()
-    while int(await r.hget(keys.stats(settings.topic_prefix), "events_accepted") or 0) - base < n:
+    while (await sum_hashes(r, stat_keys)).get("events_accepted", 0) - base < n:
         await asyncio.sleep(0.05)
     t_done = time.monotonic()
     await r.aclose()

@@ -75,16 +75,16 @@ class LiveBatch:
         self.ev.append((dedup, group))
 
     def _click(self, brand: str, e: WireClickEvent) -> tuple[Increment, ...]:
-        p = self.prefix
+        p, q = self.prefix, self.partition
         adds: list[Increment] = []
         s = e.stream_id
         if s is not None:
-            counts = K.stream_counts(p, s)
+            counts = K.stream_counts(p, q, s)
             adds.append((counts, "clicks"))
             if e.product_id:
-                adds.append((K.stream_products(p, s), f"clicks|{e.product_id}"))
+                adds.append((K.stream_products(p, q, s), f"clicks|{e.product_id}"))
         if e.creator_id:
-            conv = K.creator_conversion(p, brand, e.creator_id)
+            conv = K.creator_conversion(p, q, brand, e.creator_id)
             self.creators.add((brand, e.creator_id))
             adds.append((conv, "clicks"))
             adds.append((conv, f"day|{utc_day(e.occurred_at)}|clicks"))
@@ -97,17 +97,17 @@ class LiveBatch:
         return tuple(adds)
 
     def add_events(self, batch: DecodedEvents) -> None:
-        p, brand = self.prefix, batch.brand_id
+        p, q, brand = self.prefix, self.partition, batch.brand_id
         for e in batch.events:
             self.valid += 1
-            dedup = K.dedup(p, brand, e.event_id)
+            dedup = K.dedup(p, q, brand, e.event_id)
             if isinstance(e, WireClickEvent):
                 if e.stream_id is not None:
                     self._part(e.stream_id)
                 self._count(dedup, self._click(brand, e))
             elif isinstance(e, WireAddToCartEvent):
                 self._part(e.stream_id)
-                self._count(dedup, ((K.stream_counts(p, e.stream_id), "add_to_carts"),))
+                self._count(dedup, ((K.stream_counts(p, q, e.stream_id), "add_to_carts"),))
             else:
                 part = self._part(e.stream_id)
                 part.viewers.add(e.viewer_id)
@@ -118,7 +118,7 @@ class LiveBatch:
                     slot[i] = ms
                 if ms > part.max_ts:
                     part.max_ts = ms
-                self._count(dedup, ((K.stream_counts(p, e.stream_id), "views"),) if e.action == "join" else ())
+                self._count(dedup, ((K.stream_counts(p, q, e.stream_id), "views"),) if e.action == "join" else ())
 
     def count(self, stat: str, n: int = 1) -> None:
         self.stats[stat] += n
@@ -127,20 +127,21 @@ class LiveBatch:
         return set(self.streams)
 
     def to_script_arg(self, now_ms: int, *, jump: bool = False) -> dict[str, Any]:
-        """The JSON argument of :data:`liveledger.storage.lua.LIVE_FLUSH` (key names included)."""
-        p = self.prefix
+        """The JSON argument of :data:`liveledger.storage.lua.LIVE_FLUSH` (key names included; all
+        in the partition's hash slot, ``off`` first: the key the call is routed and declared by)."""
+        p, q = self.prefix, self.partition
         streams = []
         for s in sorted(self.streams):
             part = self.streams[s]
             streams.append({
-                "k": {"c": K.stream_counts(p, s), "v": K.stream_viewers(p, s), "n": K.stream_now(p, s),
-                      "l": K.stream_left(p, s)},
+                "k": {"c": K.stream_counts(p, q, s), "v": K.stream_viewers(p, q, s), "n": K.stream_now(p, q, s),
+                      "l": K.stream_left(p, q, s)},
                 "uv": sorted(part.viewers), "vw": [[v, t[0], t[1]] for v, t in part.presence.items()],
                 "ts": part.max_ts,
             })
         return {
-            "off": K.offsets(p, self.consumer),
-            "stats": K.stats(p),
+            "off": K.offsets(p, q, self.consumer),
+            "stats": K.stats(p, q),
             "tp": f"{self.topic}:{self.partition}",
             "first": self.first_offset,
             "last": self.last_offset,
@@ -151,7 +152,8 @@ class LiveBatch:
             "groups": list(self.groups),  # tuples serialise as JSON arrays
             "ev": self.ev,
             "streams": streams,
-            "creators": [[K.brand_creators(p, b), c, K.creator_conversion(p, b, c)] for b, c in sorted(self.creators)],
+            "creators": [[K.brand_creators(p, q, b), c, K.creator_conversion(p, q, b, c)]
+                         for b, c in sorted(self.creators)],
             "now": now_ms,
             "st": dict(self.stats),
         }

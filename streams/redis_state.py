@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from liveledger.redis_client import RedisClient
 from liveledger.storage import redis_keys as keys
 from liveledger.storage.lua import LEDGER_STEP, LIVE_FLUSH, OUTBOX_CLEAR
 from liveledger.storage.retention import DEFAULT as DEFAULT_RETENTION
@@ -42,9 +42,12 @@ async def _retry(call: Any) -> Any:
 
 
 class LiveStore:
-    """Applies flushes; retries transient Redis errors (the flush is idempotent thanks to the fence)."""
+    """Applies flushes; retries transient Redis errors (the flush is idempotent thanks to the fence).
 
-    def __init__(self, client: aioredis.Redis, prefix: str, retention: Retention = DEFAULT_RETENTION) -> None:
+    Every script call declares its partition's fence hash as its one key: a cluster client routes the
+    call by it, and every other key the script touches is in the same hash slot (redis_keys)."""
+
+    def __init__(self, client: RedisClient, prefix: str, retention: Retention = DEFAULT_RETENTION) -> None:
         self.client = client
         self.prefix = prefix
         self.retention = retention
@@ -54,13 +57,13 @@ class LiveStore:
         """→ (applied, duplicates), or (False, stored offset) when refused: a replay or a gap."""
         # TTLs (ms): event-id de-dup keys, and a stream's viewer set / presence zsets after its last flush
         payload = orjson.dumps({**arg, "dttl": self.retention.dedup_ms, "sttl": self.retention.stream_idle_ms})
-        res = await _retry(lambda: self._live(keys=[], args=[payload]))
+        res = await _retry(lambda: self._live(keys=[arg["off"]], args=[payload]))
         if int(res[0]) < 0:
             return False, int(res[1])
         return True, int(res[0])
 
     async def fence(self, consumer: str, topic: str, partition: int) -> int | None:
-        raw = await self.client.hget(keys.offsets(self.prefix, consumer), f"{topic}:{partition}")
+        raw = await self.client.hget(keys.offsets(self.prefix, partition, consumer), f"{topic}:{partition}")
         return int(raw) if raw is not None else None
 
 
@@ -83,7 +86,7 @@ class LedgerStore:
 
     CONSUMER = "ledger"
 
-    def __init__(self, client: aioredis.Redis, prefix: str, retention: Retention = DEFAULT_RETENTION) -> None:
+    def __init__(self, client: RedisClient, prefix: str, retention: Retention = DEFAULT_RETENTION) -> None:
         self.client = client
         self.prefix = prefix
         self.retention = retention
@@ -94,23 +97,25 @@ class LedgerStore:
     def state_key(self, partition: int, table: str) -> str:
         return keys.ledger_state(self.prefix, partition, table)
 
-    def _with_keys(self, snap: dict[str, Any]) -> dict[str, Any]:
+    def _with_keys(self, snap: dict[str, Any], part: int) -> dict[str, Any]:
         """An order snapshot with the names of every aggregate it counts in (``k``, see
-        :data:`liveledger.storage.lua.LEDGER_STEP`); stored with the contribution, so the script
-        removes an old contribution from exactly the keys it was added to."""
+        :data:`liveledger.storage.lua.LEDGER_STEP`), all of source partition ``part`` (one hash slot);
+        stored with the contribution, so the script removes an old contribution from exactly the keys
+        it was added to."""
         p, brand, creator, stream = self.prefix, snap["brand_id"], snap.get("creator_id"), snap.get("stream_id")
-        k = {"o": keys.order_contribution(p, brand, snap["order_id"]), "bs": keys.brand_sales(p, brand)}
+        k = {"o": keys.order_contribution(p, part, brand, snap["order_id"]), "bs": keys.brand_sales(p, part, brand)}
         if creator:
-            k.update(ce=keys.creator_earnings(p, creator), cc=keys.creator_by_campaign(p, creator),
-                     cs=keys.creator_by_stream(p, creator), cv=keys.creator_conversion(p, brand, creator),
-                     ci=keys.brand_creators(p, brand))
+            k.update(ce=keys.creator_earnings(p, part, creator), cc=keys.creator_by_campaign(p, part, creator),
+                     cs=keys.creator_by_stream(p, part, creator), cv=keys.creator_conversion(p, part, brand, creator),
+                     ci=keys.brand_creators(p, part, brand))
         if stream:
-            k.update(sc=keys.stream_counts(p, stream), sp=keys.stream_products(p, stream))
+            k.update(sc=keys.stream_counts(p, part, stream), sp=keys.stream_products(p, part, stream))
         return {**snap, "k": k}
 
     def _fixed_keys(self, partition: int) -> dict[str, str]:
-        """The fences, stats and outbox keys of one partition's step (every script gets its keys)."""
-        return {"off": keys.offsets(self.prefix, self.CONSUMER), "stats": keys.stats(self.prefix),
+        """The fences, stats and outbox keys of one partition's step (every script gets its keys;
+        ``off`` is the one declared in KEYS)."""
+        return {"off": keys.offsets(self.prefix, partition, self.CONSUMER), "stats": keys.stats(self.prefix, partition),
                 "ob": keys.ledger_outbox(self.prefix, partition)}
 
     def entry_key(self, partition: int, table: str, key: str) -> str:
@@ -134,12 +139,14 @@ class LedgerStore:
 
         async def call() -> list[Any]:
             async with self.client.pipeline(transaction=False) as pipe:
+                # MGET as a raw command: a cluster pipeline refuses pipe.mget, though these keys
+                # share the partition's slot (redis_keys.ledger_entry)
                 for table, ks in plan:
                     if table == "orders":
                         pipe.hmget(self.state_key(partition, "orders"), ks)
-                        pipe.mget([self.entry_key(partition, "pending", k) for k in ks])
+                        pipe.execute_command("MGET", *[self.entry_key(partition, "pending", k) for k in ks])
                     else:
-                        pipe.mget([self.entry_key(partition, table, k) for k in ks])
+                        pipe.execute_command("MGET", *[self.entry_key(partition, table, k) for k in ks])
                 return await pipe.execute()
 
         res = iter(await _retry(call))
@@ -192,9 +199,10 @@ class LedgerStore:
         """Apply one step (:data:`liveledger.storage.lua.LEDGER_STEP`) → streams whose counters changed.
         Raises :class:`Fenced` when the stored fences are not ``arg["fences"][tp][0]``."""
         part = arg["part"]
-        payload = orjson.dumps({**self._fixed_keys(part), "hset": [], "hdel": [], "sset": [], "sdel": [],
-                                **arg, "snaps": [self._with_keys(s) for s in arg["snaps"]]})
-        res = await _retry(lambda: self._step(keys=[], args=[payload]))
+        fixed = self._fixed_keys(part)
+        payload = orjson.dumps({**fixed, "hset": [], "hdel": [], "sset": [], "sdel": [],
+                                **arg, "snaps": [self._with_keys(s, part) for s in arg["snaps"]]})
+        res = await _retry(lambda: self._step(keys=[fixed["off"]], args=[payload]))
         if int(res[0]) < 0:
             raise Fenced(_text(res[1]), int(res[2]))
         return [_text(r) for r in res[1]]
@@ -205,9 +213,9 @@ class LedgerStore:
 
     async def clear_outbox(self, partition: int, fences: dict[str, int]) -> bool:
         """DEL the outbox if the fences are still ``fences`` (else another member took over)."""
-        payload = orjson.dumps({**self._fixed_keys(partition),
-                                "fences": {tp: [n, n] for tp, n in fences.items()}})
-        res = await _retry(lambda: self._clear(keys=[], args=[payload]))
+        fixed = self._fixed_keys(partition)
+        payload = orjson.dumps({**fixed, "fences": {tp: [n, n] for tp, n in fences.items()}})
+        res = await _retry(lambda: self._clear(keys=[fixed["off"]], args=[payload]))
         return int(res[0]) > 0
 
 
@@ -219,7 +227,7 @@ class Notifier:
     """Coalesces change notifications: at most one PUBLISH per stream, and per brand whose creators'
     conversion changed, every ``interval`` seconds (channels in :mod:`liveledger.storage.redis_keys`)."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str, interval: float = 0.25) -> None:
+    def __init__(self, client: RedisClient, prefix: str, interval: float = 0.25) -> None:
         self.client = client
         self.prefix = prefix
         self.interval = interval

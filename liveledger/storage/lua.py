@@ -1,8 +1,10 @@
 """Lua scripts that apply one flush to Redis atomically, fenced by Kafka offset.
 
 Each takes one JSON argument that carries **every key name it touches**, built by
-:mod:`liveledger.storage.redis_keys` (no key is assembled inside a script). The fence is the hash
-``offsets(consumer)`` field ``<topic>:<partition>``: a live flush whose first offset is not newer
+:mod:`liveledger.storage.redis_keys` (no key is assembled inside a script), all in one hash slot (the
+source partition's tag), and the caller declares one of them in ``KEYS`` (the fence hash; the
+erasure's stats hash) so a Redis Cluster routes the call to that slot's master. The fence is the hash
+``offsets(partition, consumer)`` field ``<topic>:<partition>``: a live flush whose first offset is not newer
 than the stored one is skipped (returns ``{-1, stored}``), so a replayed batch never counts twice;
 the ledger step compare-and-sets its fences. Redis runs Lua 5.1 (no ``goto``); numbers stay below
 2^53 so they convert exactly.

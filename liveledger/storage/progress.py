@@ -1,19 +1,20 @@
 """Where every stage records what it applied, read for the finance watermark (rules, pure, in
 :mod:`liveledger.storage.watermark`; definition in docs/money-rules.md "Completeness watermark").
 
-- live path (``ll.events``): the Redis fence ``<p>:offsets:live`` field ``<topic>:<partition>``,
-  the last offset applied;
-- ledger path (``ll.events``, ``ll.orders``): the Redis fences ``<p>:offsets:ledger``; the ledger
-  facts of its last step wait in ``<p>:loutbox:<partition>`` until Kafka has them;
+- live path (``ll.events``): the Redis fence ``<p>:{<p>:<partition>}:offsets:live`` field
+  ``<topic>:<partition>``, the last offset applied;
+- ledger path (``ll.events``, ``ll.orders``): the Redis fences ``<p>:{<p>:<partition>}:offsets:ledger``;
+  the ledger facts of its last step wait in ``<p>:{<p>:<partition>}:loutbox`` until Kafka has them;
 - ClickHouse sink (``ll.events``, ``ll.ledger``): its consumer group's committed offsets (committed
   only after the inserts succeeded).
 
-One reading (:meth:`WatermarkReader.compute`), in this order: the clock; the fences and outbox
-lengths in one Redis transaction; the log end offsets of ``ll.events``, ``ll.orders`` and
-``ll.ledger``; the sink group's committed offsets; then, for every stage behind, the record at its
-first unapplied offset (its ``received_at`` and Kafka timestamp; records never change, so the times
-are cached). A sampler task reads every ``interval_s`` (the ``ll.ledger`` mapping needs earlier
-readings) and :meth:`WatermarkReader.current` answers from the last reading when it is fresh (~1 s).
+One reading (:meth:`WatermarkReader.compute`), in this order: the clock; per partition, its fences
+and outbox length in one Redis transaction (one hash slot, so also on a Redis Cluster); the log end
+offsets of ``ll.events``, ``ll.orders`` and ``ll.ledger``; the sink group's committed offsets; then,
+for every stage behind, the record at its first unapplied offset (its ``received_at`` and Kafka
+timestamp; records never change, so the times are cached). A sampler task reads every
+``interval_s`` (the ``ll.ledger`` mapping needs earlier readings) and
+:meth:`WatermarkReader.current` answers from the last reading when it is fresh (~1 s).
 """
 
 from __future__ import annotations
@@ -188,12 +189,22 @@ class WatermarkReader:
     async def compute(self) -> Watermark:
         read_ms = now_ms()
         p = self.settings.topic_prefix
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(keys.offsets(p, "live"))
-            pipe.hgetall(keys.offsets(p, "ledger"))
-            for part in self.partitions:
+
+        async def progress(part: int) -> list[Any]:  # one partition's keys share a slot: one MULTI
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hgetall(keys.offsets(p, part, "live"))
+                pipe.hgetall(keys.offsets(p, part, "ledger"))
                 pipe.llen(keys.ledger_outbox(p, part))
-            live_f, ledger_f, *outbox = await pipe.execute()
+                return await pipe.execute()  # type: ignore[no-any-return]
+
+        read = await asyncio.gather(*(progress(part) for part in self.partitions))
+        live_f: dict[Any, Any] = {}
+        ledger_f: dict[Any, Any] = {}
+        outbox = []
+        for live_part, ledger_part, n_outbox in read:
+            live_f.update(live_part)
+            ledger_f.update(ledger_part)
+            outbox.append(n_outbox)
         consumer, admin = await self._kafka()
         names = (self.events, self.orders, self.ledger)
         if any(consumer.partitions_for_topic(t) is None for t in names):  # cached metadata first

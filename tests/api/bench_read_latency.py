@@ -89,12 +89,13 @@ def main() -> None:
         setup.creator("host")
         setup.stream("live-bench", "b0", "host")
         now_ms = int(time.time() * 1000)
-        p = stack.prefix
-        r.hset(keys.stream_counts(p, "live-bench"), mapping={"views": 50000, "clicks": 9000, "add_to_carts": 3000,
-                                                            "orders": 700, "gmv|USD": 12345678, "updated_at": now_ms})
-        r.sadd(keys.stream_viewers(p, "live-bench"), *[f"v{i}" for i in range(20000)])
-        r.zadd(keys.stream_now(p, "live-bench"), {f"v{i}": now_ms for i in range(5000)})
-        r.hset(keys.stream_products(p, "live-bench"), mapping={f"clicks|p{i}": i for i in range(200)})
+        p, q = stack.prefix, keys.brand_partition("b0", settings.event_partitions)
+        r.hset(keys.stream_counts(p, q, "live-bench"), mapping={
+            "views": 50000, "clicks": 9000, "add_to_carts": 3000, "orders": 700, "gmv|USD": 12345678,
+            "updated_at": now_ms})
+        r.sadd(keys.stream_viewers(p, q, "live-bench"), *[f"v{i}" for i in range(20000)])
+        r.zadd(keys.stream_now(p, q, "live-bench"), {f"v{i}": now_ms for i in range(5000)})
+        r.hset(keys.stream_products(p, q, "live-bench"), mapping={f"clicks|p{i}": i for i in range(200)})
         http = httpx.Client(base_url=stack.api_url, timeout=60,
                             headers={"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"})
         results: dict[str, list[float]] = {"earnings": [], "live": []}

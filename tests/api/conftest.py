@@ -25,6 +25,8 @@ from liveledger.storage import redis_keys as keys
 from liveledger.storage.clickhouse import COMMISSION_VERSIONS, ORDER_COLUMNS, ORDERS_LEDGER
 from tests.harness import AppStack, SetupClient
 
+STREAM_BRANDS = {"s1": "b1", "s2": "b2"}  # the streams make_world sets up
+
 
 @dataclass
 class World:
@@ -39,6 +41,13 @@ class World:
     @property
     def prefix(self) -> str:
         return self.stack.prefix
+
+    def part(self, brand_id: str) -> int:
+        """The partition whose hash slot holds ``brand_id``'s live keys (redis_keys.brand_partition)."""
+        return keys.brand_partition(brand_id, Settings().event_partitions)
+
+    def stream_part(self, stream_id: str) -> int:
+        return self.part(STREAM_BRANDS[stream_id])
 
     def get(self, path: str, key: str | None = None, **kw: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.keys[key or 'admin']}"} if key != "none" else {}
@@ -73,8 +82,8 @@ class World:
         return version
 
     def live_counts(self, stream_id: str, **fields: int) -> None:
-        self.redis.hset(keys.stream_counts(self.prefix, stream_id), mapping={k.replace("__", "|"): v
-                                                                             for k, v in fields.items()})
+        self.redis.hset(keys.stream_counts(self.prefix, self.stream_part(stream_id), stream_id),
+                        mapping={k.replace("__", "|"): v for k, v in fields.items()})
 
     def publish(self, stream_id: str) -> None:
         self.redis.publish(keys.stream_channel(self.prefix, stream_id),

@@ -29,7 +29,7 @@ def conv(world: World) -> World:
     world.keys["link"] = world.setup.link("c1", "cmp1", destination_url="https://shop.example/p1",
                                           stream_id="s1")["link_code"]
     code = world.keys["link"]
-    world.redis.hset(keys.creator_conversion(p, "b1", "c1"), mapping={
+    world.redis.hset(keys.creator_conversion(p, world.part("b1"), "b1", "c1"), mapping={
         "clicks": 40, "orders": 6, "click_orders": 4, "coupon_orders": 2, "gmv|USD": 90000, "commission|USD": 9000,
         "gmv|EUR": 500, "commission|EUR": 50, "last_order_at": now_ms - 5000, "updated_at": now_ms,
         f"day|{TODAY}|clicks": 7, f"day|{TODAY}|orders": 2, f"day|{TODAY}|click_orders": 1,
@@ -40,11 +40,12 @@ def conv(world: World) -> World:
         "campaign|cmp1|gmv|USD": 90000, "campaign|cmp1|commission|USD": 9000,
         f"link|{code}|clicks": 10, f"link|{code}|orders": 3, f"link|{code}|click_orders": 1,
         f"link|{code}|coupon_orders": 2, f"link|{code}|gmv|USD": 20000, f"link|{code}|commission|USD": 2000})
-    world.redis.sadd(keys.brand_creators(p, "b1"), "c1", "c9")
-    world.redis.hset(keys.creator_conversion(p, "b1", "c9"), mapping={"clicks": 8, "updated_at": now_ms - 60000})
-    world.redis.hset(keys.creator_conversion(p, "b2", "c2"), mapping={"clicks": 5, "orders": 1, "click_orders": 1,
-                                                                       "gmv|USD": 100, "commission|USD": 10})
-    world.redis.sadd(keys.brand_creators(p, "b2"), "c2")
+    world.redis.sadd(keys.brand_creators(p, world.part("b1"), "b1"), "c1", "c9")
+    world.redis.hset(keys.creator_conversion(p, world.part("b1"), "b1", "c9"),
+                     mapping={"clicks": 8, "updated_at": now_ms - 60000})
+    world.redis.hset(keys.creator_conversion(p, world.part("b2"), "b2", "c2"),
+                     mapping={"clicks": 5, "orders": 1, "click_orders": 1, "gmv|USD": 100, "commission|USD": 10})
+    world.redis.sadd(keys.brand_creators(p, world.part("b2"), "b2"), "c2")
     return world
 
 
@@ -132,7 +133,7 @@ def test_brand_leaderboard_sse_pushes_a_change(conv: World) -> None:
         time.sleep(0.05)
     assert events and events[0]["brand_id"] == "b1"
     before = {c["creator_id"]: c["clicks"] for c in events[0]["creators"]}
-    conv.redis.hincrby(keys.creator_conversion(conv.prefix, "b1", "c9"), "clicks", 1)
+    conv.redis.hincrby(keys.creator_conversion(conv.prefix, conv.part("b1"), "b1", "c9"), "clicks", 1)
     conv.redis.publish(keys.conversion_channel(conv.prefix, "b1"), orjson.dumps({"brand_id": "b1"}))
     t0 = time.monotonic()
     while len(events) < 2 and time.monotonic() - t0 < 5:
@@ -185,8 +186,8 @@ def test_brand_creators_series_for_the_sparklines(conv: World) -> None:
 
 
 def test_brand_streams_live_now_first(conv: World) -> None:
-    conv.redis.hset(keys.stream_counts(conv.prefix, "s1"), mapping={"updated_at": int(time.time() * 1000),
-                                                                   "clicks": 12, "orders": 3, "gmv|USD": 4500})
+    conv.redis.hset(keys.stream_counts(conv.prefix, conv.stream_part("s1"), "s1"),
+                    mapping={"updated_at": int(time.time() * 1000), "clicks": 12, "orders": 3, "gmv|USD": 4500})
     body = conv.get("/v1/brands/b1/streams/live", "b1").json()
     (s1,) = body["streams"]  # b2's stream s2 is not listed
     assert (s1["stream_id"], s1["creator_id"], s1["live_now"], s1["clicks"], s1["orders"]) == ("s1", "c1", True, 12, 3)

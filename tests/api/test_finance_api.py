@@ -184,9 +184,11 @@ def test_reconciliation_counts_and_creator_differences(ledger: World) -> None:
     ledger_now = ledger.get("/v1/finance/reconciliation", "finance").json()
     c1_ledger = next(c for c in ledger_now["creators"] if c["creator_id"] == "c1")["ledger"]
     # live view of c1 agrees with the ledger; c2's live view lags by one order
-    r.hset(keys.creator_earnings(p, "c1"), mapping={f"USD|{k}": v for k, v in c1_ledger.items()})
-    r.hset(keys.creator_earnings(p, "c2"), mapping={"USD|orders": 1, "USD|net_minor": 30000,
-                                                    "USD|commission_minor": 3000, "USD|reversed_minor": 0})
+    # (per partition: a creator's live earnings are the sum over the partitions of its brands)
+    r.hset(keys.creator_earnings(p, ledger.part("b1"), "c1"), mapping={f"USD|{k}": v for k, v in c1_ledger.items()})
+    r.hset(keys.creator_earnings(p, ledger.part("b2"), "c2"), mapping={"USD|orders": 1, "USD|net_minor": 30000,
+                                                                       "USD|commission_minor": 3000,
+                                                                       "USD|reversed_minor": 0})
     resp = ledger.get("/v1/finance/reconciliation", "finance")
     assert resp.status_code == 200, resp.text
     rec = resp.json()

@@ -39,12 +39,13 @@ def seeded(world: World) -> World:
     now_ms = int(time.time() * 1000)
     world.live_counts("s1", views=200, clicks=50, add_to_carts=20, orders=5, peak_viewers=42,
                       updated_at=now_ms, gmv__USD=123450)
-    world.redis.sadd(keys.stream_viewers(p, "s1"), *[f"v{i}" for i in range(150)])
-    world.redis.zadd(keys.stream_now(p, "s1"), {f"v{i}": now_ms - 1000 for i in range(30)}
+    q = world.stream_part("s1")  # the hash slot of s1's brand
+    world.redis.sadd(keys.stream_viewers(p, q, "s1"), *[f"v{i}" for i in range(150)])
+    world.redis.zadd(keys.stream_now(p, q, "s1"), {f"v{i}": now_ms - 1000 for i in range(30)}
                      | {"old": now_ms - 120_000})
-    world.redis.hset(keys.stream_products(p, "s1"), mapping={"clicks|p1": 30, "clicks|p2": 20, "orders|p1": 3,
-                                                            "orders|p3": 2, "revenue|p1|USD": 5997,
-                                                            "revenue|p3|EUR": 1000})
+    world.redis.hset(keys.stream_products(p, q, "s1"), mapping={"clicks|p1": 30, "clicks|p2": 20, "orders|p1": 3,
+                                                               "orders|p3": 2, "revenue|p1|USD": 5997,
+                                                               "revenue|p3|EUR": 1000})
     # Ledger: o1 approved, o2 pending, o3 (coupon) partly refunded, o4 another creator, o5 unattributed.
     world.order("b1", "o1", occurred_at=days(40), gross=100000, creator="c1", campaign="cmp1", stream="s1",
                 ingested_at=days(35))

@@ -31,6 +31,8 @@ import redis.asyncio as aioredis
 
 import producers.plan
 import producers.simulator
+from liveledger.redis_client import sum_hashes
+from liveledger.storage import redis_keys as keys
 from producers.config import SimConfig
 from producers.simulator import GroundTruth, run_simulation
 from tests.chaos.checks import assert_everything_delivered, assert_truth
@@ -59,9 +61,10 @@ async def redis_fences(stack: ChaosStack) -> tuple[dict[str, dict[str, int]], di
     p = stack.settings.topic_prefix
     r: Any = aioredis.from_url(stack.settings.redis_url, decode_responses=True, socket_timeout=2)
     try:
-        fences = {path: {k: int(v) for k, v in (await r.hgetall(f"{p}:offsets:{path}")).items()}
+        n = stack.settings.event_partitions
+        fences = {path: await sum_hashes(r, [keys.offsets(p, q, path) for q in range(n)])
                   for path in ("live", "ledger")}
-        stats = await r.hgetall(f"{p}:stats")
+        stats = await sum_hashes(r, keys.stats_keys(p, n))
         return fences, {k: int(stats.get(k, 0)) for k in REREAD_STATS}
     finally:
         await r.aclose()

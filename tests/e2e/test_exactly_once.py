@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
 
 from consumers.migrate import run as migrate_run
 from liveledger.ch import get_client
+from liveledger.redis_client import redis_client, sum_hashes
 from liveledger.settings import Settings
+from liveledger.storage import redis_keys as keys
 from liveledger.topics import topic_name
 from tests.streams import dataset, kit
 
@@ -36,28 +37,30 @@ def _log(settings: Settings, name: str) -> Path:
 
 
 async def redis_view(settings: Settings) -> dict[str, Any]:
-    p = settings.topic_prefix
-    r: Any = aioredis.from_url(settings.redis_url, decode_responses=True)
+    p, n = settings.topic_prefix, settings.event_partitions
+    r: Any = redis_client(settings, decode_responses=True)
     try:
+        # a stream's keys are in its brand's partition (slot); reading every partition needs no brand
         streams: dict[str, Any] = {}
         for s in ("s1", "s2", "s3"):
-            h = await r.hgetall(f"{p}:live:{s}:counts")
-            streams[s] = {"views": int(h.get("views", 0)), "clicks": int(h.get("clicks", 0)),
-                          "add_to_carts": int(h.get("add_to_carts", 0)), "orders": int(h.get("orders", 0)),
-                          "unique_viewers": await r.scard(f"{p}:live:{s}:viewers"),
-                          "gmv": {k.split("|", 1)[1]: int(v) for k, v in h.items() if k.startswith("gmv|") and int(v)}}
+            h = await sum_hashes(r, [keys.stream_counts(p, q, s) for q in range(n)])
+            streams[s] = {"views": h.get("views", 0), "clicks": h.get("clicks", 0),
+                          "add_to_carts": h.get("add_to_carts", 0), "orders": h.get("orders", 0),
+                          "unique_viewers": sum([await r.scard(keys.stream_viewers(p, q, s)) for q in range(n)]),
+                          "gmv": {k.split("|", 1)[1]: v for k, v in h.items() if k.startswith("gmv|") and v}}
         creators: dict[str, dict[str, int]] = {}
-        for key in await r.keys(f"{p}:creator:*:earnings"):
-            h = await r.hgetall(key)
-            c = {"orders": int(h.get("USD|orders", 0)), "net": int(h.get("USD|net_minor", 0)),
-                 "commission": int(h.get("USD|commission_minor", 0)), "reversed": int(h.get("USD|reversed_minor", 0))}
+        ids = {k.split(":")[4] for k in await r.keys(f"{p}:*:creator:*:earnings")}  # <p>:{<p>:<q>}:creator:<id>
+        for cid in sorted(ids):  # a creator's earnings: one hash per partition, summed
+            h = await sum_hashes(r, keys.creator_earnings_keys(p, n, cid))
+            c = {"orders": h.get("USD|orders", 0), "net": h.get("USD|net_minor", 0),
+                 "commission": h.get("USD|commission_minor", 0), "reversed": h.get("USD|reversed_minor", 0)}
             if any(c.values()):
-                creators[key.split(":")[2]] = c
+                creators[cid] = c
         brands = {}
         for b in ("b1", "b2"):
-            h = await r.hgetall(f"{p}:brand:{b}:sales")
+            h = await r.hgetall(keys.brand_sales(p, keys.brand_partition(b, n), b))
             brands[b] = {"orders": int(h.get("USD|orders", 0)), "net": int(h.get("USD|net_minor", 0))}
-        stats = await r.hgetall(f"{p}:stats")
+        stats = await sum_hashes(r, keys.stats_keys(p, n))
         return {"streams": streams, "creators": creators, "brands": brands, "stats": stats}
     finally:
         await r.aclose()
@@ -121,12 +124,13 @@ async def conversion_live_and_ledger(settings: Settings) -> tuple[dict[Any, Any]
     """Per (brand, creator): the live conversion hashes in Redis, and the same numbers computed
     from ClickHouse (counted clicks in the events table, attributed orders in the ledger)."""
     p = settings.topic_prefix
-    r: Any = aioredis.from_url(settings.redis_url, decode_responses=True)
+    r: Any = redis_client(settings, decode_responses=True)
     live: dict[Any, Any] = {}
     try:
         for brand in ("b1", "b2"):
-            for creator in await r.smembers(f"{p}:convidx:{brand}"):
-                h = await r.hgetall(f"{p}:conv:{brand}:{creator}")
+            q = keys.brand_partition(brand, settings.event_partitions)
+            for creator in await r.smembers(keys.brand_creators(p, q, brand)):
+                h = await r.hgetall(keys.creator_conversion(p, q, brand, creator))
                 row = {f: int(h.get(f, 0)) for f in ("clicks", "orders", "click_orders", "coupon_orders",
                                                      "gmv|USD", "commission|USD")}
                 if any(row.values()):
@@ -230,7 +234,7 @@ async def test_pipeline_exact_once() -> None:
         got = await settle(settings, w)
         assert got["brands"] == {b: {"orders": v["orders"], "net": v["net"]} for b, v in w.truth["brands"].items()}
         stats = got["stats"]
-        assert int(stats["orders_dead_lettered"]) + int(stats["records_dead_lettered"]) == sum(
+        assert int(stats.get("orders_dead_lettered", 0)) + int(stats.get("records_dead_lettered", 0)) == sum(
             n for r, n in w.invalid_reasons.items() if r in ("invalid_json", "missing_field", "invalid_currency"))
         assert int(stats["events_deduplicated"]) > 0
         assert int(stats["orders_deduplicated"]) + int(stats["refunds_deduplicated"]) > 0
@@ -256,9 +260,11 @@ async def test_pipeline_exact_once() -> None:
 
 async def ledger_fences(settings: Settings) -> int:
     """Sum of the ledger consumer's Redis offset fences (grows while a worker applies records)."""
-    r: Any = aioredis.from_url(settings.redis_url, decode_responses=True)
+    r: Any = redis_client(settings, decode_responses=True)
     try:
-        return sum(int(v) + 1 for v in (await r.hgetall(f"{settings.topic_prefix}:offsets:ledger")).values())
+        fences = await sum_hashes(r, [keys.offsets(settings.topic_prefix, q, "ledger")
+                                      for q in range(settings.event_partitions)])
+        return sum(v + 1 for v in fences.values())
     finally:
         await r.aclose()
 

@@ -18,7 +18,9 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from liveledger.redis_client import sum_hashes
 from liveledger.settings import Settings
+from liveledger.storage import redis_keys as rk
 from liveledger.topics import topic_name
 from streams.app import app_id
 from streams.gate import OffsetGate
@@ -35,20 +37,22 @@ def views(brand: str, n: int, tag: str) -> list[tuple[str, bytes, bytes]]:
                                                          for j in range(10)])) for i in range(n)]
 
 
-async def _hget(settings: Settings, key: str, field: str) -> int:
+async def _hget(settings: Settings, names: list[str], field: str) -> int:
+    """``field`` summed over the hashes ``names`` (per-partition keys: redis_keys)."""
     r: Any = aioredis.from_url(settings.redis_url, decode_responses=True)
     try:
-        return int(await r.hget(f"{settings.topic_prefix}:{key}", field) or 0)
+        return (await sum_hashes(r, names)).get(field, 0)
     finally:
         await r.aclose()
 
 
 async def accepted(settings: Settings) -> int:
-    return await _hget(settings, "stats", "events_accepted")
+    return await _hget(settings, rk.stats_keys(settings.topic_prefix, settings.event_partitions), "events_accepted")
 
 
 async def views_counted(settings: Settings) -> int:
-    return await _hget(settings, "live:s1:counts", "views")
+    p = settings.topic_prefix
+    return await _hget(settings, [rk.stream_counts(p, q, "s1") for q in range(settings.event_partitions)], "views")
 
 
 async def commit_at_end(settings: Settings, topics: list[str]) -> int:
@@ -133,7 +137,7 @@ async def test_the_live_path_rereads_a_gap_instead_of_skipping_it() -> None:
         # Faust delivering the same records again changes nothing
         assert await path.process(tp, log[5:]) is None
         assert await views_counted(settings) == 100
-        stats = await client.hgetall(f"{settings.topic_prefix}:stats")
+        stats = await client.hgetall(rk.stats(settings.topic_prefix, tp.partition))
         assert int(stats[b"offset_gaps_reread"]) == 1 and int(stats[b"records_reread"]) == 4
     finally:
         keys = await client.keys(f"{settings.topic_prefix}:*")

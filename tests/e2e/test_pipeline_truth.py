@@ -30,13 +30,14 @@ from typing import Any
 import httpx
 import pytest
 import redis
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from consumers.migrate import run as migrate_run
 from liveledger.ch import get_client
+from liveledger.redis_client import redis_client, sum_hashes, sync_redis_client
 from liveledger.settings import Settings
+from liveledger.storage import redis_keys as keys
 from liveledger.topics import topic_name
 from producers.config import SimConfig
 from producers.simulator import GroundTruth, run_simulation
@@ -130,7 +131,7 @@ class PipelineProbe:
                     for short in ("events", "orders", "ledger", "dlq")}
         self.consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
         self.admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-        self.redis: Any = aioredis.from_url(settings.redis_url, decode_responses=True)
+        self.redis: Any = redis_client(settings, decode_responses=True)
 
     async def __aenter__(self) -> PipelineProbe:
         await self.consumer.start()
@@ -152,7 +153,8 @@ class PipelineProbe:
                 done = await _committed(self.admin, self.sink_group)
                 out[stage] = {tp: done.get(tp, 0) for short in STAGES[stage] for tp in self.tps[short]}
             else:
-                fences = await self.redis.hgetall(f"{self.settings.topic_prefix}:offsets:{stage}")
+                fences = await sum_hashes(self.redis, [keys.offsets(self.settings.topic_prefix, q, stage)
+                                                       for q in range(self.settings.event_partitions)])
                 out[stage] = {tp: int(fences[f"{tp.topic}:{tp.partition}"]) + 1
                               if f"{tp.topic}:{tp.partition}" in fences else 0
                               for short in STAGES[stage] for tp in self.tps[short]}
@@ -300,14 +302,23 @@ def api_earnings(stack: AppStack, gt: GroundTruth, label: str) -> Json:
     return out
 
 
-def _hash(r: redis.Redis, key: str) -> dict[str, str]:
+def _hash(r: Any, key: str) -> dict[str, str]:
     """HGETALL of a client with ``decode_responses=True``."""
     return {str(k): str(v) for k, v in r.hgetall(key).items()}
 
 
+def _sum(r: Any, keys: list[str]) -> dict[str, str]:
+    """The field-wise sum of integer hashes (a creator's per-partition hashes, the per-partition stats)."""
+    out: dict[str, int] = defaultdict(int)
+    for key in keys:
+        for field, value in _hash(r, key).items():
+            out[field] += int(value)
+    return {k: str(v) for k, v in out.items()}
+
+
 def redis_creators(settings: Settings, gt: GroundTruth) -> Json:
-    r = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    p = settings.topic_prefix
+    r = sync_redis_client(settings, decode_responses=True)
+    p, n = settings.topic_prefix, settings.event_partitions
 
     def split(h: dict[str, str], nkey: int) -> Json:
         out: Json = {}
@@ -323,22 +334,23 @@ def redis_creators(settings: Settings, gt: GroundTruth) -> Json:
         out = {}
         for c in gt.document["setup"]["creators"]:
             cid = c["creator_id"]
-            cur = split(_hash(r, f"{p}:creator:{cid}:earnings"), 1)
+            cur = split(_sum(r, keys.creator_earnings_keys(p, n, cid)), 1)
             if cur:
                 out[cid] = {"currencies": cur,
-                            "by_campaign": split(_hash(r, f"{p}:creator:{cid}:by_campaign"), 2),
-                            "by_stream": split(_hash(r, f"{p}:creator:{cid}:by_stream"), 2)}
+                            "by_campaign": split(_sum(r, [keys.creator_by_campaign(p, q, cid) for q in range(n)]), 2),
+                            "by_stream": split(_sum(r, [keys.creator_by_stream(p, q, cid) for q in range(n)]), 2)}
         return out
     finally:
         r.close()
 
 
 def redis_brands(settings: Settings, gt: GroundTruth) -> Json:
-    r = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    r = sync_redis_client(settings, decode_responses=True)
     try:
         out = {}
         for bid in gt.document["brands"]:
-            h = _hash(r, f"{settings.topic_prefix}:brand:{bid}:sales")
+            h = _hash(r, keys.brand_sales(settings.topic_prefix, keys.brand_partition(bid, settings.event_partitions),
+                                          bid))
             curs = sorted({f.split("|")[0] for f in h})
             out[bid] = {"orders": sum(int(h.get(f"{c}|orders", 0)) for c in curs),
                         "attributed_orders": sum(int(h.get(f"{c}|attributed_orders", 0)) for c in curs),
@@ -426,9 +438,10 @@ def test_the_day_is_rich(day: tuple[GroundTruth, float]) -> None:
 def test_pipeline_saw_the_faults(stack: AppStack, day: tuple[GroundTruth, float]) -> None:
     """The delivery faults reached the stream processors (and were absorbed there, not at ingest)."""
     settings = settings_of(stack)
-    r = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    r = sync_redis_client(settings, decode_responses=True)
     try:
-        stats = {k: int(v) for k, v in _hash(r, f"{settings.topic_prefix}:stats").items()}
+        summed = _sum(r, keys.stats_keys(settings.topic_prefix, settings.event_partitions))
+        stats = {k: int(v) for k, v in summed.items()}
     finally:
         r.close()
     for name in ("events_deduplicated", "orders_deduplicated", "refunds_deduplicated", "refunds_waiting",

@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
+from liveledger.redis_client import redis_client
 from liveledger.settings import Settings
+from liveledger.storage import redis_keys as keys
 from streams.ledger_path import outbox_entry
 from streams.redis_state import Fenced, LedgerStore
 from tests.streams import kit
@@ -21,7 +22,7 @@ TOPICS = ["x.events", "x.orders"]
 @pytest.fixture
 async def store() -> AsyncIterator[LedgerStore]:
     settings: Settings = kit.fresh_settings()
-    client = aioredis.from_url(settings.redis_url)
+    client = redis_client(settings)  # a Redis Cluster too (LIVELEDGER_REDIS_CLUSTER)
     yield LedgerStore(client, settings.topic_prefix)
     keys = await client.keys(f"{settings.topic_prefix}:*")
     if keys:
@@ -55,7 +56,7 @@ async def test_step_writes_state_effects_outbox_and_fences_atomically(store: Led
     assert loaded.fences == {"x.events:0": 4, "x.orders:0": 9}
     assert await store.read(0, {"orders": {"b1:o1"}}) == {"orders": {"b1:o1": {"order": {}, "version": 1}}}
     assert await store.outbox(0) == [entry.encode()]
-    earnings = await store.client.hgetall(f"{store.prefix}:creator:cr1:earnings")
+    earnings = await store.client.hgetall(f"{keys.part_tag(store.prefix, 0)}:creator:cr1:earnings")
     assert earnings[b"USD|net_minor"] == b"1000"
     # the outbox is cleared only by a member holding the current fences
     assert not await store.clear_outbox(0, {"x.events:0": 4, "x.orders:0": 8})
@@ -68,7 +69,8 @@ async def test_a_stale_member_is_refused_and_changes_nothing(store: LedgerStore)
     await store.step(step({"x.events:0": [-1, 4], "x.orders:0": [-1, 9]},
                           sets=orders_set(store, {"order": {}, "by": "B"})))
     before = {k: await store.client.hgetall(k) for k in (
-        f"{store.prefix}:creator:cr1:earnings", f"{store.prefix}:stats", f"{store.prefix}:offsets:ledger")}
+        keys.creator_earnings(store.prefix, 0, "cr1"), keys.stats(store.prefix, 0),
+        keys.offsets(store.prefix, 0, "ledger"))}
     # A (a zombie after the rebalance) tries to write its own version of the same offsets
     with pytest.raises(Fenced) as refused:
         await store.step(step({"x.events:0": [-1, 6], "x.orders:0": [-1, 9]}, net=5,
@@ -86,7 +88,7 @@ async def test_a_stale_member_is_refused_and_changes_nothing(store: LedgerStore)
     # after reloading, A holds the current fences and may step again
     await store.step(step({"x.events:0": [4, 6], "x.orders:0": [9, 9]}, version=2, net=400))
     assert (await store.load(0, TOPICS)).fences == {"x.events:0": 6, "x.orders:0": 9}
-    earnings = await store.client.hgetall(f"{store.prefix}:creator:cr1:earnings")
+    earnings = await store.client.hgetall(f"{keys.part_tag(store.prefix, 0)}:creator:cr1:earnings")
     assert (earnings[b"USD|orders"], earnings[b"USD|net_minor"]) == (b"1", b"400")
 
 
@@ -102,9 +104,9 @@ async def test_order_snapshots_apply_deltas_by_version(store: LedgerStore) -> No
     assert await store.step(snap_step(0, 1, 1000, "cr1")) == ["s1"]
     assert await store.step(snap_step(1, 1, 1000, "cr1")) == []  # same version again: no change
     await store.step(snap_step(2, 2, 400, "cr2"))  # re-attributed and refunded
-    c1 = await store.client.hgetall(f"{store.prefix}:creator:cr1:earnings")
-    c2 = await store.client.hgetall(f"{store.prefix}:creator:cr2:earnings")
-    s1 = await store.client.hgetall(f"{store.prefix}:live:s1:counts")
+    c1 = await store.client.hgetall(f"{keys.part_tag(store.prefix, 0)}:creator:cr1:earnings")
+    c2 = await store.client.hgetall(f"{keys.part_tag(store.prefix, 0)}:creator:cr2:earnings")
+    s1 = await store.client.hgetall(f"{keys.part_tag(store.prefix, 0)}:live:s1:counts")
     assert c1[b"USD|orders"] == b"0" and c1[b"USD|net_minor"] == b"0"
     assert (c2[b"USD|orders"], c2[b"USD|net_minor"], c2[b"USD|commission_minor"]) == (b"1", b"400", b"40")
     assert (s1[b"orders"], s1[b"gmv|USD"]) == (b"1", b"400")
@@ -117,7 +119,7 @@ async def test_order_snapshots_keep_each_creators_conversion(store: LedgerStore)
     coupon["snaps"][0].update(via="coupon", creator_id="crc", campaign_id="cmp", link_code="L1", stream_id="s9",
                               occurred_ms=1_700_000_000_000)
     await store.step(coupon)
-    crc = await store.client.hgetall(f"{store.prefix}:conv:b1:crc")
+    crc = await store.client.hgetall(f"{keys.part_tag(store.prefix, 0)}:conv:b1:crc")
     assert (crc[b"orders"], crc[b"coupon_orders"], crc[b"gmv|USD"], crc[b"commission|USD"]) == (
         b"1", b"1", b"1000", b"100")
     assert (crc[b"link|L1|orders"], crc[b"stream|s9|coupon_orders"], crc[b"campaign|cmp|gmv|USD"]) == (
@@ -126,10 +128,10 @@ async def test_order_snapshots_keep_each_creators_conversion(store: LedgerStore)
     click = step({"x.events:0": [-1, -1], "x.orders:0": [0, 1]}, net=600, version=2)
     click["snaps"][0].update(campaign_id="cmp", occurred_ms=1_700_000_000_000)
     await store.step(click)
-    crc = await store.client.hgetall(f"{store.prefix}:conv:b1:crc")
-    cr1 = await store.client.hgetall(f"{store.prefix}:conv:b1:cr1")
+    crc = await store.client.hgetall(f"{keys.part_tag(store.prefix, 0)}:conv:b1:crc")
+    cr1 = await store.client.hgetall(f"{keys.part_tag(store.prefix, 0)}:conv:b1:cr1")
     assert (crc[b"orders"], crc[b"coupon_orders"], crc[b"gmv|USD"], crc[b"link|L1|orders"]) == (b"0", b"0", b"0", b"0")
     assert (cr1[b"orders"], cr1[b"click_orders"], cr1[b"stream|s1|click_orders"], cr1[b"gmv|USD"]) == (
         b"1", b"1", b"1", b"600")
     assert b"coupon_orders" not in cr1
-    assert await store.client.smembers(f"{store.prefix}:convidx:b1") == {b"crc", b"cr1"}
+    assert await store.client.smembers(f"{keys.part_tag(store.prefix, 0)}:convidx:b1") == {b"crc", b"cr1"}
