@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -26,6 +27,7 @@ from bench import wrk
 from bench.common import free_port, fresh_prefix, start_module
 from bench.kafka_util import cleanup, make_topics, produce_events, settings_for
 from bench.stack import app_stack
+from liveledger.storage import redis_keys
 from loadtests.payloads import dumps, event_batch
 
 OUT = Path(__file__).resolve().parent / "out" / "profile"
@@ -101,6 +103,12 @@ def profile_ingest(seconds: float) -> list[Path]:
     return outs
 
 
+def _received(client: redis.Redis, settings: Any) -> int:
+    """``events_received`` of the worker: summed over the per-partition stats hashes (redis_keys)."""
+    names = redis_keys.stats_keys(settings.topic_prefix, settings.event_partitions)
+    return sum(int(client.hget(k, "events_received") or 0) for k in names)
+
+
 def profile_worker(seconds: float) -> list[Path]:
     prefix = fresh_prefix("p")
     settings = settings_for(prefix)
@@ -113,14 +121,14 @@ def profile_worker(seconds: float) -> list[Path]:
     client = redis.Redis.from_url(settings.redis_url)
     out = OUT / "worker.txt"
     try:
-        while int(client.hget(f"{prefix}:stats", "events_received") or 0) == 0:
+        while _received(client, settings) == 0:
             if not proc.alive():
                 raise RuntimeError(proc.tail())
             time.sleep(0.05)
         before = client.info("commandstats")
         spy(proc.pid, seconds, out).wait()
         after = client.info("commandstats")
-        seen = int(client.hget(f"{prefix}:stats", "events_received") or 0)
+        seen = _received(client, settings)
         print(f"worker: {seen} events counted; Redis server time during the profile (all clients):")
         diffs = {k: after[k]["usec"] - before.get(k, {"usec": 0})["usec"] for k in after}
         calls = {k: after[k]["calls"] - before.get(k, {"calls": 0})["calls"] for k in after}
