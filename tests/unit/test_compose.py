@@ -109,3 +109,87 @@ def test_prometheus_scrapes_every_process_and_grafana_is_provisioned() -> None:
             assert (ROOT / source).exists(), source
     dashboards = list((ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
     assert dashboards, "a Grafana dashboard for the metrics"
+
+
+# ---- profile "cluster": Kafka with replication (docs/scaling.md "Kafka cluster") ------------------
+CLUSTER_ENV_FILE = ROOT / "deploy" / "kafka-cluster.env"
+BROKERS = {name: s for name, s in SERVICES.items() if re.fullmatch(r"kafka-\d+", name)}
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if line.strip() and not line.startswith("#"))
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def _default(value: str) -> str:
+    """``${NAME:-default}`` -> default; anything else as it is."""
+    match = _INTERPOLATION.fullmatch(value)
+    return match.group(3) if match is not None and match.group(2) == ":-" else value
+
+
+def _listener(listeners: str, name: str) -> str:
+    (found,) = [item.split("://", 1)[1] for item in listeners.split(",") if item.startswith(f"{name}://")]
+    return found
+
+
+def test_cluster_profile_has_three_kraft_nodes_with_one_quorum() -> None:
+    from devstack.kafka_cluster import BROKER_PORTS
+
+    assert sorted(BROKERS) == ["kafka-1", "kafka-2", "kafka-3"]
+    envs = {name: _env(s) for name, s in BROKERS.items()}
+    voters = {e["KAFKA_CONTROLLER_QUORUM_VOTERS"] for e in envs.values()}
+    assert voters == {"1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"}, voters
+    assert len({e["CLUSTER_ID"] for e in envs.values()}) == 1
+    for name, service in BROKERS.items():
+        env = envs[name]
+        node = int(name.removeprefix("kafka-"))
+        assert service["profiles"] == ["cluster"] and service["image"] == SERVICES["kafka"]["image"], name
+        assert int(env["KAFKA_NODE_ID"]) == node and env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+        # containers reach it under its service name, the host on the devstack cluster's port
+        assert _listener(env["KAFKA_ADVERTISED_LISTENERS"], "PLAINTEXT") == f"{name}:19092"
+        assert _listener(env["KAFKA_ADVERTISED_LISTENERS"], "PLAINTEXT_HOST") == f"127.0.0.1:{BROKER_PORTS[node - 1]}"
+        assert f"127.0.0.1:{BROKER_PORTS[node - 1]}:{BROKER_PORTS[node - 1]}" in service["ports"]
+        assert service["volumes"] == [f"{name}-data:/var/lib/kafka/data"]
+        assert f"{name}-data" in COMPOSE["volumes"]
+        assert service["restart"] == "unless-stopped" and "healthcheck" in service
+
+
+def test_cluster_profile_replicates_everything_three_times_two_in_sync() -> None:
+    for name, service in BROKERS.items():
+        env = _env(service)
+        for key in ("KAFKA_DEFAULT_REPLICATION_FACTOR", "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+                    "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+                    "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR"):
+            assert int(env[key]) == len(BROKERS), (name, key)
+        for key in ("KAFKA_MIN_INSYNC_REPLICAS", "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR",
+                    "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR"):
+            assert int(env[key]) == 2, (name, key)
+        assert env["KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE"] == "false"
+
+
+def test_the_app_uses_the_single_broker_by_default_and_the_cluster_with_its_env_file() -> None:
+    from liveledger.topics import replication
+
+    app_env = _env(APP["ingest"])
+    names = ("LIVELEDGER_KAFKA_BOOTSTRAP", "LIVELEDGER_KAFKA_REPLICATION_FACTOR",
+             "LIVELEDGER_KAFKA_MIN_INSYNC_REPLICAS")
+    for key in names:  # every app service reads them from the environment, with the single broker's defaults
+        match = _INTERPOLATION.fullmatch(app_env[key])
+        assert match is not None and match.group(1) == key and match.group(2) == ":-", app_env[key]
+    single = _env(SERVICES["kafka"])
+    single_bootstrap = _listener(single["KAFKA_ADVERTISED_LISTENERS"], "PLAINTEXT")
+    assert _default(app_env["LIVELEDGER_KAFKA_BOOTSTRAP"]) == single_bootstrap
+    assert int(_default(app_env["LIVELEDGER_KAFKA_REPLICATION_FACTOR"])) == 1
+    assert int(_default(app_env["LIVELEDGER_KAFKA_MIN_INSYNC_REPLICAS"])) == int(single["KAFKA_MIN_INSYNC_REPLICAS"])
+
+    cluster = _env_file(CLUSTER_ENV_FILE)
+    assert set(cluster) == {"COMPOSE_PROFILES", *names}, cluster
+    assert cluster["COMPOSE_PROFILES"] == "cluster"
+    advertised = {_listener(_env(s)["KAFKA_ADVERTISED_LISTENERS"], "PLAINTEXT") for s in BROKERS.values()}
+    assert set(cluster["LIVELEDGER_KAFKA_BOOTSTRAP"].split(",")) == advertised
+    settings = Settings(kafka_replication_factor=int(cluster["LIVELEDGER_KAFKA_REPLICATION_FACTOR"]),
+                        kafka_min_insync_replicas=int(cluster["LIVELEDGER_KAFKA_MIN_INSYNC_REPLICAS"]))
+    assert replication(settings) == (len(BROKERS), {"min.insync.replicas": "2"})
+    # migrate (topic creation) waits for the brokers when the profile is on
+    for name in BROKERS:
+        assert SERVICES["migrate"]["depends_on"][name] == {"condition": "service_healthy", "required": False}
