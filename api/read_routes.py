@@ -23,6 +23,8 @@ from pydantic import BaseModel, Field
 
 from api.auth import AuthPrincipal, principal_from_query_or_header, require_creator_view
 from api.context import ctx_of
+from api.earnings import KEYS as EARNINGS_KEYS
+from api.earnings import creator_grouped
 from api.params import EpochMs, parse_instant, parse_window
 from api.stores import Ledger, LiveHub, LiveReader, complete_up_to
 from liveledger.domain.status import EarningsTotals, earnings_grouped, totals_by_currency
@@ -246,7 +248,16 @@ def _grouped(grouped: Mapping[tuple[Any, str], EarningsTotals], name: str) -> li
 
 async def creator_earnings(ledger: Ledger, creator_id: str, since: datetime | None, until: datetime | None,
                            as_of: datetime) -> dict[str, Any]:
-    """Earnings of one creator from the ledger, with the status rules of ``liveledger.domain.status``."""
+    """Earnings of one creator: the per-creator summary for closed months plus the rest aggregated
+    by ClickHouse (api/earnings.py), equal to :func:`creator_earnings_scan`."""
+    grouped = await creator_grouped(ledger, creator_id, since, until, as_of)
+    return _earnings_body(grouped, creator_id, since, until, as_of)
+
+
+async def creator_earnings_scan(ledger: Ledger, creator_id: str, since: datetime | None, until: datetime | None,
+                                as_of: datetime) -> dict[str, Any]:
+    """Earnings of one creator from every one of its ledger orders, with the status rules of
+    ``liveledger.domain.status`` (the reference the summary path is tested and benchmarked against)."""
     orders, items = await asyncio.gather(ledger.creator_orders(creator_id), ledger.creator_paid_items(creator_id))
 
     def inside(t: datetime) -> bool:
@@ -257,13 +268,12 @@ async def creator_earnings(ledger: Ledger, creator_id: str, since: datetime | No
     states = [o for o in orders if o.creator_id == creator_id and inside(o.occurred_at)]
     if since is not None or until is not None:
         items = [i for i in items if inside(order_time.get((i.brand_id, i.order_id), i.paid_at))]
-    grouped = earnings_grouped(states, items, as_of, {
-        "total": lambda _s: 0,
-        "campaign": lambda s: s.campaign_id,
-        "stream": lambda s: s.stream_id,
-        "link": lambda s: s.link_code,  # coupon orders count under the coupon's link
-        "day": lambda s: s.occurred_at.date().isoformat(),
-    })
+    grouped = earnings_grouped(states, items, as_of, EARNINGS_KEYS)
+    return _earnings_body(grouped, creator_id, since, until, as_of)
+
+
+def _earnings_body(grouped: Mapping[str, Mapping[tuple[Any, str], EarningsTotals]], creator_id: str,
+                   since: datetime | None, until: datetime | None, as_of: datetime) -> dict[str, Any]:
     totals = totals_by_currency(grouped["total"])
     return {
         "creator_id": creator_id,

@@ -9,6 +9,10 @@
   reads with FINAL are exact even when a replay after a crash builds different batches;
 - **pipelined**: the flush runs in a thread while the loop decodes the next batch; at most one
   flush is in flight, and the next one starts only after the previous one was committed;
+- **summary**: after flushes with ledger rows (and again while anything is due), at most every
+  ``summary_interval`` seconds, the per-creator earnings summary is rebuilt for the (creator,
+  month) pairs written since (:mod:`consumers.summary`, in the same single flight as the inserts);
+  a failure only leaves those months to be read from creator_ledger;
 - **commit**: Kafka offsets of a batch are committed only after every insert of its flush
   succeeded. A failed insert is retried (the same columns, the same token) while the next batch
   waits (consumption stops once it is due too).
@@ -26,6 +30,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from clickhouse_connect.driver.client import Client
 
+from consumers.summary import summarize
 from liveledger import metrics
 from liveledger.ch import get_client
 from liveledger.settings import Settings
@@ -46,7 +51,7 @@ def dedup_token(table: str, ranges: dict[TopicPartition, tuple[int, int]]) -> st
 
 class ClickHouseSink:
     def __init__(self, settings: Settings, *, max_rows: int = 20000, max_age: float = 1.0,
-                 group_id: str | None = None) -> None:
+                 group_id: str | None = None, summary_interval: float = 5.0) -> None:
         self.settings = settings
         self.max_rows = max_rows
         self.max_age = max_age
@@ -59,6 +64,9 @@ class ClickHouseSink:
         self._client: Client | None = None
         self._rows = R.Columns()
         self._inflight: asyncio.Task[None] | None = None
+        self.summary_interval = summary_interval
+        self._summary_wanted = True  # a start may find months left dirty by the previous process
+        self._last_summary = 0.0
         self._ranges: dict[TopicPartition, tuple[int, int]] = {}
         self._opened = time.monotonic()
         self._consumer: AIOKafkaConsumer | None = None
@@ -132,6 +140,28 @@ class ClickHouseSink:
                             ranges: dict[TopicPartition, tuple[int, int]]) -> None:
         await self._flush(rows, ranges)
         await self._commit(consumer, ranges)
+        if rows.counts[R.ORDERS_LEDGER]:
+            self._summary_wanted = True
+
+    def _summarize(self) -> int:
+        if self._client is None:
+            self._client = get_client(self.settings, database=self.database)
+        return summarize(self._client, self.database)
+
+    async def summarize(self) -> None:
+        """Rebuild the due (creator, month) summaries (see module doc); errors are logged."""
+        self._last_summary = time.monotonic()
+        try:
+            rebuilt = await asyncio.to_thread(self._summarize)
+        except Exception as exc:
+            log.warning("creator summary rebuild failed (%s); those months are read from creator_ledger", exc)
+            self._client = None
+            return
+        self._summary_wanted = rebuilt > 0  # again until nothing is due (marks within the margin)
+
+    def _summary_due(self) -> bool:
+        return (self._summary_wanted and self.summary_interval > 0
+                and time.monotonic() - self._last_summary >= self.summary_interval)
 
     async def _settle(self) -> None:
         """Wait for the flush in flight (and its commit); its failure stops the sink."""
@@ -192,6 +222,8 @@ class ClickHouseSink:
                 self._log_rate()
                 if self._inflight is not None and self._inflight.done():
                     await self._settle()
+                if self._inflight is None and self._summary_due():
+                    self._inflight = asyncio.create_task(self.summarize())
         finally:
             task, self._inflight = self._inflight, None
             if task is not None:  # stopping: let the flush in flight finish and commit (else cancel it)

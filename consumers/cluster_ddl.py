@@ -46,6 +46,9 @@ SHARD_KEYS: Mapping[str, str] = {
     "order_versions": "cityHash64(brand_id, order_id)",
     "setup_audit": "cityHash64(change_id)",
     "schema_migrations": "cityHash64(version)",
+    "creator_summary": "cityHash64(creator_id)",
+    "creator_summary_dirty": "cityHash64(creator_id)",
+    "creator_summary_builds": "cityHash64(creator_id)",
 }
 
 _NAME = r"`?([A-Za-z_][A-Za-z0-9_]*)`?"

@@ -183,3 +183,28 @@ def dlq_row(value: bytes | None, key: bytes | None, headers: Iterable[tuple[str,
     d = DeadLetter.from_headers(headers)
     return [d.topic, d.partition, d.offset, -1 if d.index is None else d.index, d.reason, d.detail,
             (key or b"").decode("utf-8", "replace"), (value or b"").decode("utf-8", "replace"), timestamp_ms]
+
+
+# --- the per-creator earnings summary (0107): consumers/summary.py builds it, api/stores.py reads it
+
+CREATOR_SUMMARY = "creator_summary"
+CREATOR_SUMMARY_DIRTY = "creator_summary_dirty"
+CREATOR_SUMMARY_BUILDS = "creator_summary_builds"
+SUMMARY_DIMS = ("day", "campaign", "stream", "link")
+
+# The latest version of each of the selected creator_ledger rows (no FINAL: argMax by version), with
+# the keys the earnings read groups by, as api/stores.py's LedgerOrder has them: the stream only for
+# click orders, hold days only under campaign terms, the day and month of the order in UTC.
+LATEST_CREATOR_ORDERS = """SELECT creator_id, brand_id, order_id, max(version) AS latest_version,
+    argMax(via, version) AS latest_via, argMax(occurred_at, version) AS order_time,
+    argMax(currency, version) AS cur, argMax(campaign_id, version) AS campaign_key,
+    if(argMax(via, version) = 'click', argMax(stream_id, version), '') AS stream_key,
+    argMax(link_code, version) AS link_key,
+    if(argMax(campaign_id, version) != '', argMax(hold_days, version), 0) AS hold_eff,
+    argMax(net_minor, version) AS net, argMax(commission_minor, version) AS commission,
+    argMax(reversed_minor, version) AS reversed,
+    toStartOfMonth(argMax(occurred_at, version)) AS month
+FROM {db}.creator_ledger WHERE {where} GROUP BY creator_id, brand_id, order_id"""
+# One row per order and grouping: ARRAY JOIN of this gives (dim, key) pairs; key '' is no group.
+DIM_KEYS = ("[('day', toString(toDate(order_time))), ('campaign', campaign_key), ('stream', stream_key), "
+            "('link', link_key)]")

@@ -1,0 +1,194 @@
+"""A creator's earnings from the per-creator summary (migration 0107) instead of every order.
+
+``creator_grouped`` returns exactly what ``earnings_grouped`` over the creator's orders returns
+(api/read_routes.py ``creator_earnings_scan``, the old path; tests/clickhouse/test_earnings_summary.py
+compares both on random ledgers with refunds, cancellations, re-sends and re-attributions):
+
+1. **summary** rows (``creator_summary``) for the months that are *closed* for this request: the
+   month's recorded build covers every write marked for it (``creator_summary_builds.covers >=``
+   newest ``creator_summary_dirty.marked_at``), the month lies wholly inside ``[from, to)``, and
+   for the row's hold days every order of the month is approved at ``as_of`` (month end + hold
+   <= as_of), so its commission is all ``approved``;
+2. **the rest** aggregated by ClickHouse from creator_ledger (latest version per order): the click
+   orders of the other (month, hold) pairs, with ``pending`` per order (``as_of <`` order time +
+   hold), and every coupon order still the creator's (a coupon order whose order moved on to a
+   later version under another creator is dropped, as the scan path does);
+3. **payouts**: the two steps above are the breakdown with nothing paid; for the (few) orders with
+   payout items the exact breakdown of ``liveledger.domain.status`` replaces it (and orphan items,
+   orders re-attributed away after payment, count as clawbacks), from the same rows the scan path
+   reads, restricted to those orders.
+
+All money is summed by ClickHouse as Int64 and returned as Python ints: exact to the minor unit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from api.stores import _ORDER_FIELDS, Ledger, LedgerOrder, _ledger_order
+from liveledger.domain.payouts import PayoutItem
+from liveledger.domain.status import CommissionBreakdown, EarningsTotals, earnings_grouped
+from liveledger.storage.clickhouse import (
+    CREATOR_LEDGER,
+    CREATOR_SUMMARY,
+    CREATOR_SUMMARY_BUILDS,
+    CREATOR_SUMMARY_DIRTY,
+    DIM_KEYS,
+    LATEST_CREATOR_ORDERS,
+    ORDER_VERSIONS,
+    ORDERS_LEDGER,
+    PAYOUT_ITEMS,
+)
+
+Grouped = dict[str, dict[tuple[Any, str], EarningsTotals]]
+# the groupings of the earnings response: name -> key of a LedgerOrder (read_routes.creator_earnings)
+KEYS: Mapping[str, Callable[[LedgerOrder], Any]] = {
+    "total": lambda _s: 0,
+    "campaign": lambda s: s.campaign_id,
+    "stream": lambda s: s.stream_id,
+    "link": lambda s: s.link_code,  # coupon orders count under the coupon's link
+    "day": lambda s: s.occurred_at.date().isoformat(),
+}
+_DIM_TO_NAME = {"day": "day", "campaign": "campaign", "stream": "stream", "link": "link"}
+
+_MARKS = (f"SELECT month, max(marked_at) FROM {{db}}.{CREATOR_SUMMARY_DIRTY} WHERE creator_id = {{c:String}} "
+          "GROUP BY month")
+_BUILDS = (f"SELECT month, max(covers) FROM {{db}}.{CREATOR_SUMMARY_BUILDS} WHERE creator_id = {{c:String}} "
+           "GROUP BY month")
+_SUMMARY = (f"SELECT month, dim, key, currency, hold_days, argMax(orders, built_at), argMax(net_minor, built_at), "
+            f"argMax(commission_minor, built_at), argMax(reversed_minor, built_at) FROM {{db}}.{CREATOR_SUMMARY} "
+            "WHERE creator_id = {c:String} AND month IN {m:Array(Date)} GROUP BY month, dim, key, currency, hold_days")
+# coupon orders of the creator whose latest version is still theirs (order_versions: newest per order)
+_NOT_MOVED = (f"(brand_id, order_id, latest_version) IN (SELECT brand_id, order_id, max(version) FROM "
+              f"{{db}}.{ORDER_VERSIONS} WHERE (brand_id, order_id) IN (SELECT brand_id, order_id FROM "
+              f"{{db}}.{CREATOR_LEDGER} WHERE creator_id = {{c:String}} AND via = 'coupon') "
+              "GROUP BY brand_id, order_id)")
+_REST = (
+    "SELECT dk.1 AS dim, dk.2 AS key, cur, count(), sum(net), sum(pending), sum(commission), sum(reversed) "
+    "FROM (SELECT *, if({asof:DateTime64(3, 'UTC')} < order_time + toIntervalDay(hold_eff), commission, 0) AS pending "
+    f"FROM ({LATEST_CREATOR_ORDERS}) WHERE {{window}} AND ((latest_via = 'coupon' AND {_NOT_MOVED}) OR "
+    "(latest_via = 'click' AND NOT has({used:Array(Tuple(Date, UInt32))}, (month, toUInt32(hold_eff)))) "
+    "OR latest_via NOT IN ('click', 'coupon'))) "
+    f"ARRAY JOIN {DIM_KEYS} AS dk WHERE key != '' GROUP BY dim, key, cur"
+)
+
+
+def _month_end(m: date) -> datetime:
+    nxt = date(m.year + (m.month == 12), m.month % 12 + 1, 1)
+    return datetime(nxt.year, nxt.month, nxt.day, tzinfo=UTC)
+
+
+def _month_start(m: date) -> datetime:
+    return datetime(m.year, m.month, 1, tzinfo=UTC)
+
+
+def _utc(v: datetime) -> datetime:
+    return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+
+
+def _add(out: Grouped, name: str, key: Any, row: EarningsTotals) -> None:
+    group = out[name]
+    prev = group.get((key, row.currency))
+    group[(key, row.currency)] = row if prev is None else prev + row
+
+
+def _neg(t: EarningsTotals) -> EarningsTotals:
+    c = t.commission
+    return EarningsTotals(t.currency, -t.orders, -t.net_minor,
+                          CommissionBreakdown(-c.pending, -c.approved, -c.paid, -c.reversed))
+
+
+def _dim_row(name: str, key: str, currency: str, orders: int, net: int, pending: int, commission: int,
+             reversed_: int, out: Grouped) -> None:
+    row = EarningsTotals(currency, orders, net, CommissionBreakdown(pending, commission - pending, 0, reversed_))
+    _add(out, name, key, row)
+    if name == "day":  # every order has exactly one day: the day rows make the totals
+        _add(out, "total", 0, row)
+
+
+async def _paid_orders(ledger: Ledger, creator_id: str) -> list[LedgerOrder]:
+    """The scan path's ``creator_orders`` restricted to the orders with payout items of the creator."""
+    paid = f"(SELECT brand_id, order_id FROM {{db}}.{PAYOUT_ITEMS} WHERE creator_id = {{c:String}})"
+    sql = (f"SELECT {_ORDER_FIELDS} FROM {{db}}.{CREATOR_LEDGER} WHERE creator_id = {{c:String}} "
+           f"AND (brand_id, order_id) IN {paid} "
+           f"UNION ALL SELECT {_ORDER_FIELDS} FROM {{db}}.{ORDERS_LEDGER} FINAL WHERE (brand_id, order_id) IN "
+           f"{paid} AND creator_id != {{c:String}}")
+    rows: dict[tuple[str, str], LedgerOrder] = {}
+    for o in map(_ledger_order, await ledger._rows(sql, {"c": creator_id})):
+        seen = rows.get((o.brand_id, o.order_id))
+        if seen is None or o.version > seen.version:
+            rows[(o.brand_id, o.order_id)] = o
+    if any(o.via == "coupon" and o.creator_id == creator_id for o in rows.values()):
+        newest = (f"SELECT brand_id, order_id, max(version) FROM {{db}}.{ORDER_VERSIONS} "
+                  f"WHERE (brand_id, order_id) IN {paid} GROUP BY brand_id, order_id")
+        moved = [(b, o) for b, o, v in await ledger._rows(newest, {"c": creator_id})
+                 if (b, o) in rows and rows[(b, o)].via == "coupon" and rows[(b, o)].creator_id == creator_id
+                 and int(v) > rows[(b, o)].version]
+        if moved:
+            check = (f"SELECT {_ORDER_FIELDS} FROM {{db}}.{ORDERS_LEDGER} FINAL WHERE (brand_id, order_id) IN "
+                     "{k:Array(Tuple(String, String))}")
+            for r in await ledger._rows(check, {"k": moved}):
+                latest = _ledger_order(r)
+                rows[(latest.brand_id, latest.order_id)] = latest
+    return list(rows.values())
+
+
+async def creator_grouped(ledger: Ledger, creator_id: str, since: datetime | None, until: datetime | None,
+                          as_of: datetime, items: list[PayoutItem] | None = None) -> Grouped:
+    """``earnings_grouped`` of the creator's orders with the groupings of :data:`KEYS` (see module doc)."""
+    params = {"c": creator_id}
+    marks, builds, paid_items = await asyncio.gather(
+        ledger._rows(_MARKS, params), ledger._rows(_BUILDS, params),
+        ledger.creator_paid_items(creator_id) if items is None else _given(items))
+    covered = {m: _utc(c) for m, c in builds}
+    closed = sorted(m for m, marked in marks if m in covered and covered[m] >= _utc(marked)
+                    and (since is None or _month_start(m) >= since) and (until is None or _month_end(m) <= until))
+    out: Grouped = {name: {} for name in KEYS}
+    used: set[tuple[date, int]] = set()
+    if closed:
+        for m, dim, key, cur, hold, n, net, commission, reversed_ in await ledger._rows(
+                _SUMMARY, {**params, "m": closed}):
+            if _month_end(m) + timedelta(days=int(hold)) <= as_of:  # all approved: nothing pending
+                used.add((m, int(hold)))
+                _dim_row(_DIM_TO_NAME[str(dim)], str(key), str(cur), int(n), int(net), 0, int(commission),
+                         int(reversed_), out)
+    window = ["1"]
+    if since is not None:
+        window.append("order_time >= {since:DateTime64(3, 'UTC')}")
+    if until is not None:
+        window.append("order_time < {until:DateTime64(3, 'UTC')}")
+    rest = _REST.replace("{where}", "creator_id = {c:String}").replace("{window}", " AND ".join(window))
+    rest_params: dict[str, Any] = {**params, "asof": as_of, "used": sorted(used), "since": since, "until": until}
+    for dim, key, cur, n, net, pending, commission, reversed_ in await ledger._rows(
+            rest, {k: v for k, v in rest_params.items() if v is not None}):
+        _dim_row(_DIM_TO_NAME[str(dim)], str(key), str(cur), int(n), int(net), int(pending), int(commission),
+                 int(reversed_), out)
+    if paid_items:
+        _apply_payouts(out, creator_id, await _paid_orders(ledger, creator_id), paid_items, since, until, as_of)
+    return out
+
+
+async def _given(items: list[PayoutItem]) -> list[PayoutItem]:
+    return items
+
+
+def _apply_payouts(out: Grouped, creator_id: str, orders: list[LedgerOrder], items: list[PayoutItem],
+                   since: datetime | None, until: datetime | None, as_of: datetime) -> None:
+    """Replace the nothing-paid breakdown of the paid orders by the exact one (the scan path's rules)."""
+    def inside(t: datetime) -> bool:
+        return (since is None or t >= since) and (until is None or t < until)
+
+    order_time = {(o.brand_id, o.order_id): o.occurred_at for o in orders}
+    states = [o for o in orders if o.creator_id == creator_id and inside(o.occurred_at)]
+    if since is not None or until is not None:
+        items = [i for i in items if inside(order_time.get((i.brand_id, i.order_id), i.paid_at))]
+    unpaid = earnings_grouped(states, [], as_of, KEYS)
+    exact = earnings_grouped(states, items, as_of, KEYS)
+    for name in KEYS:
+        for (key, _cur), row in unpaid[name].items():
+            _add(out, name, key, _neg(row))
+        for (key, _cur), row in exact[name].items():
+            _add(out, name, key, row)
