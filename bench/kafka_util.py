@@ -22,9 +22,14 @@ def make_topics(settings: Settings) -> None:
     asyncio.run(create_topics(settings))
 
 
+def brand_ids(brands: int = 12) -> list[str]:
+    """The brands :func:`produce_events` spreads its records over (12 → all 6 partitions)."""
+    return [f"bb{i}" for i in range(brands)]
+
+
 async def _produce(settings: Settings, n_events: int, per_record: int, brands: int) -> int:
     producer = await start_producer(settings, linger_ms=20, max_batch_size=1024 * 1024)
-    gen = RecordGen([f"bb{i}" for i in range(brands)])
+    gen = RecordGen(brand_ids(brands))
     topic = topic_name(settings, "events")
     sent = 0
     try:
