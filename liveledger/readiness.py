@@ -26,6 +26,7 @@ from aiokafka.protocol.metadata import MetadataRequest
 
 from liveledger.ch import parse_clickhouse_url
 from liveledger.errors import error_body
+from liveledger.redis_client import node_url
 from liveledger.settings import Settings
 
 __all__ = ["DEPENDENCIES", "Readiness", "RedisProbe", "clickhouse_probe", "kafka_probe", "redis_probe"]
@@ -124,7 +125,7 @@ class Readiness:
         self.timeout_s = min(settings.readiness_timeout_s, 1.0)
         made: dict[str, Probe] = {
             "kafka": kafka_probe(settings.kafka_bootstrap, self.timeout_s),
-            "redis": redis_probe(settings.redis_url, self.timeout_s),
+            "redis": redis_probe(node_url(settings), self.timeout_s),  # a cluster: PING of its seed node
             "clickhouse": clickhouse_probe(settings, self.timeout_s),
         }
         self.probes = {name: (probes or {}).get(name) or made[name] for name in uses}

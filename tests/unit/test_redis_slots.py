@@ -174,3 +174,17 @@ def test_partitions_spread_over_three_masters() -> None:
     print({n: dict(sorted(c.items())) for n, c in spread.items()})
     assert sorted(spread[6].values()) == [2, 2, 2]
     assert all(len(c) == MASTERS for c in spread.values())
+
+
+def test_one_client_factory_for_both_modes() -> None:
+    from redis.asyncio.cluster import RedisCluster
+
+    from liveledger.redis_client import node_url, redis_client
+    from liveledger.settings import Settings
+
+    single = Settings(redis_url="redis://127.0.0.1:6379/0")
+    assert isinstance(redis_client(single), aioredis.Redis) and node_url(single) == "redis://127.0.0.1:6379/0"
+    for cluster in (Settings(redis_url="redis+cluster://127.0.0.1:7000"),
+                    Settings(redis_url="redis://127.0.0.1:7000/0", redis_cluster=True)):
+        assert isinstance(redis_client(cluster), RedisCluster)  # lazy: connects on first command
+        assert node_url(cluster) == "redis://127.0.0.1:7000"  # the seed node, database 0
