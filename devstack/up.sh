@@ -105,7 +105,8 @@ print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))' >"$bas
         printf -- '-cp "%s"\n' "$(cat "$cp_file")" >"$dir/jvm.args"
         if [[ ! -f "$dir/data/meta.properties" ]]; then
             # static quorum (controller.quorum.voters): no --standalone / --initial-controllers
-            if ! java "@$dir/jvm.args" "$log4j" kafka.tools.StorageTool format --cluster-id="$cluster_id" \
+            if ! java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC "@$dir/jvm.args" "$log4j" \
+                kafka.tools.StorageTool format --cluster-id="$cluster_id" \
                 -c "$dir/server.properties" >>"$(logfile "$name")" 2>&1; then
                 echo "[devstack] ERROR: $name storage format failed" >&2
                 tail_log "$name"
