@@ -7,10 +7,10 @@ compares both on random ledgers with refunds, cancellations, re-sends and re-att
 1. **summary** rows (``creator_summary``) for the months that are *closed* for this request: the
    month's recorded build covers every write marked for it (``creator_summary_builds.covers >=``
    newest ``creator_summary_dirty.marked_at``), the month lies wholly inside ``[from, to)``, and
-   for the row's hold days every order of the month is approved at ``as_of`` (month end + hold
-   <= as_of), so its commission is all ``approved``;
+   every order of the month is approved at ``as_of`` (month end + the month's longest hold <=
+   as_of), so its commission is all ``approved``;
 2. **the rest** aggregated by ClickHouse from creator_ledger (latest version per order): the click
-   orders of the other (month, hold) pairs, with ``pending`` per order (``as_of <`` order time +
+   orders of the other months, with ``pending`` per order (``as_of <`` order time +
    hold), and every coupon order still the creator's (a coupon order whose order moved on to a
    later version under another creator is dropped, as the scan path does);
 3. **payouts**: the two steps above are the breakdown with nothing paid; for the (few) orders with
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from api.stores import _ORDER_FIELDS, Ledger, LedgerOrder, _ledger_order
@@ -54,13 +54,26 @@ KEYS: Mapping[str, Callable[[LedgerOrder], Any]] = {
 }
 _DIM_TO_NAME = {"day": "day", "campaign": "campaign", "stream": "stream", "link": "link"}
 
-_MARKS = (f"SELECT month, max(marked_at) FROM {{db}}.{CREATOR_SUMMARY_DIRTY} WHERE creator_id = {{c:String}} "
-          "GROUP BY month")
-_BUILDS = (f"SELECT month, max(covers) FROM {{db}}.{CREATOR_SUMMARY_BUILDS} WHERE creator_id = {{c:String}} "
-           "GROUP BY month")
-_SUMMARY = (f"SELECT month, dim, key, currency, hold_days, argMax(orders, built_at), argMax(net_minor, built_at), "
-            f"argMax(commission_minor, built_at), argMax(reversed_minor, built_at) FROM {{db}}.{CREATOR_SUMMARY} "
-            "WHERE creator_id = {c:String} AND month IN {m:Array(Date)} GROUP BY month, dim, key, currency, hold_days")
+# The months read from the summary: built and covering every mark, wholly inside the window
+# ([lo, hi) in months), and all approved at as_of (month end + the month's longest hold).
+_USED = (
+    "SELECT month FROM (SELECT month, dim, key, currency, argMax(max_hold, built_at) AS h "
+    f"FROM {{db}}.{CREATOR_SUMMARY} WHERE creator_id = {{c:String}} AND month IN ("
+    f"SELECT d.month FROM (SELECT month, max(marked_at) AS marked FROM {{db}}.{CREATOR_SUMMARY_DIRTY} "
+    "WHERE creator_id = {c:String} GROUP BY month) AS d "
+    f"INNER JOIN (SELECT month, max(covers) AS cov FROM {{db}}.{CREATOR_SUMMARY_BUILDS} "
+    "WHERE creator_id = {c:String} GROUP BY month) AS b ON d.month = b.month "
+    "WHERE b.cov >= d.marked AND d.month >= {lo:Date} AND d.month < {hi:Date}) "
+    "GROUP BY month, dim, key, currency) GROUP BY month "
+    "HAVING toDateTime64(addMonths(month, 1), 3, 'UTC') + toIntervalDay(max(h)) <= {asof:DateTime64(3, 'UTC')}"
+)
+_SUMMARY = (
+    "SELECT dim, key, currency, sum(n), sum(net), 0, sum(commission), sum(reversed) FROM ("
+    "SELECT month, dim, key, currency, argMax(orders, built_at) AS n, argMax(net_minor, built_at) AS net, "
+    "argMax(commission_minor, built_at) AS commission, argMax(reversed_minor, built_at) AS reversed "
+    f"FROM {{db}}.{CREATOR_SUMMARY} WHERE creator_id = {{c:String}} AND month IN ({_USED}) "
+    "GROUP BY month, dim, key, currency) GROUP BY dim, key, currency"
+)
 # coupon orders of the creator whose latest version is still theirs (order_versions: newest per order)
 _NOT_MOVED = (f"(brand_id, order_id, latest_version) IN (SELECT brand_id, order_id, max(version) FROM "
               f"{{db}}.{ORDER_VERSIONS} WHERE (brand_id, order_id) IN (SELECT brand_id, order_id FROM "
@@ -70,23 +83,32 @@ _REST = (
     "SELECT dk.1 AS dim, dk.2 AS key, cur, count(), sum(net), sum(pending), sum(commission), sum(reversed) "
     "FROM (SELECT *, if({asof:DateTime64(3, 'UTC')} < order_time + toIntervalDay(hold_eff), commission, 0) AS pending "
     f"FROM ({LATEST_CREATOR_ORDERS}) WHERE {{window}} AND ((latest_via = 'coupon' AND {_NOT_MOVED}) OR "
-    "(latest_via = 'click' AND NOT has({used:Array(Tuple(Date, UInt32))}, (month, toUInt32(hold_eff)))) "
+    f"(latest_via = 'click' AND month NOT IN ({_USED})) "
     "OR latest_via NOT IN ('click', 'coupon'))) "
     f"ARRAY JOIN {DIM_KEYS} AS dk WHERE key != '' GROUP BY dim, key, cur"
 )
+# One statement, so both halves see the same builds: the summary's months and the rest's are one split.
+_EARNINGS = f"{_SUMMARY} UNION ALL {_REST}"
 
 
-def _month_end(m: date) -> datetime:
-    nxt = date(m.year + (m.month == 12), m.month % 12 + 1, 1)
-    return datetime(nxt.year, nxt.month, nxt.day, tzinfo=UTC)
+def _months_inside(since: datetime | None, until: datetime | None) -> tuple[date, date]:
+    """[lo, hi): the months wholly inside [since, until)."""
+    lo = date(1970, 1, 1)
+    if since is not None:
+        first = date(since.year, since.month, 1)
+        lo = first if _month_start(first) >= since else _next_month(first)
+    hi = date(2200, 1, 1)
+    if until is not None:
+        hi = date(until.year, until.month, 1)  # that month ends after until unless until is its end
+    return lo, hi
+
+
+def _next_month(m: date) -> date:
+    return date(m.year + (m.month == 12), m.month % 12 + 1, 1)
 
 
 def _month_start(m: date) -> datetime:
     return datetime(m.year, m.month, 1, tzinfo=UTC)
-
-
-def _utc(v: datetime) -> datetime:
-    return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
 
 
 def _add(out: Grouped, name: str, key: Any, row: EarningsTotals) -> None:
@@ -139,31 +161,22 @@ async def _paid_orders(ledger: Ledger, creator_id: str) -> list[LedgerOrder]:
 async def creator_grouped(ledger: Ledger, creator_id: str, since: datetime | None, until: datetime | None,
                           as_of: datetime, items: list[PayoutItem] | None = None) -> Grouped:
     """``earnings_grouped`` of the creator's orders with the groupings of :data:`KEYS` (see module doc)."""
-    params = {"c": creator_id}
-    marks, builds, paid_items = await asyncio.gather(
-        ledger._rows(_MARKS, params), ledger._rows(_BUILDS, params),
-        ledger.creator_paid_items(creator_id) if items is None else _given(items))
-    covered = {m: _utc(c) for m, c in builds}
-    closed = sorted(m for m, marked in marks if m in covered and covered[m] >= _utc(marked)
-                    and (since is None or _month_start(m) >= since) and (until is None or _month_end(m) <= until))
-    out: Grouped = {name: {} for name in KEYS}
-    used: set[tuple[date, int]] = set()
-    if closed:
-        for m, dim, key, cur, hold, n, net, commission, reversed_ in await ledger._rows(
-                _SUMMARY, {**params, "m": closed}):
-            if _month_end(m) + timedelta(days=int(hold)) <= as_of:  # all approved: nothing pending
-                used.add((m, int(hold)))
-                _dim_row(_DIM_TO_NAME[str(dim)], str(key), str(cur), int(n), int(net), 0, int(commission),
-                         int(reversed_), out)
+    lo, hi = _months_inside(since, until)
     window = ["1"]
     if since is not None:
         window.append("order_time >= {since:DateTime64(3, 'UTC')}")
     if until is not None:
         window.append("order_time < {until:DateTime64(3, 'UTC')}")
-    rest = _REST.replace("{where}", "creator_id = {c:String}").replace("{window}", " AND ".join(window))
-    rest_params: dict[str, Any] = {**params, "asof": as_of, "used": sorted(used), "since": since, "until": until}
-    for dim, key, cur, n, net, pending, commission, reversed_ in await ledger._rows(
-            rest, {k: v for k, v in rest_params.items() if v is not None}):
+    sql = _EARNINGS.replace("{where}", "creator_id = {c:String}").replace("{window}", " AND ".join(window))
+    params: dict[str, Any] = {"c": creator_id, "asof": as_of, "lo": lo, "hi": hi}
+    if since is not None:
+        params["since"] = since
+    if until is not None:
+        params["until"] = until
+    rows, paid_items = await asyncio.gather(
+        ledger._rows(sql, params), ledger.creator_paid_items(creator_id) if items is None else _given(items))
+    out: Grouped = {name: {} for name in KEYS}
+    for dim, key, cur, n, net, pending, commission, reversed_ in rows:
         _dim_row(_DIM_TO_NAME[str(dim)], str(key), str(cur), int(n), int(net), int(pending), int(commission),
                  int(reversed_), out)
     if paid_items:

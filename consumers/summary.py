@@ -29,7 +29,7 @@ from liveledger.storage.clickhouse import (
 )
 
 MARGIN_S = 10.0
-CHUNK_PAIRS = 200  # pairs per rebuild statement (bound as URL parameters)
+CHUNK_CREATORS = 100  # creators per rebuild statement
 
 _DUE = (
     f"SELECT d.creator_id, d.month FROM (SELECT creator_id, month, max(marked_at) AS marked "
@@ -39,15 +39,16 @@ _DUE = (
     f"WHERE d.marked > b.covers ORDER BY d.creator_id, d.month"
 )
 _BUILD = (
-    f"INSERT INTO {{db}}.{CREATOR_SUMMARY} (creator_id, month, dim, key, currency, hold_days, orders, net_minor, "
-    f"commission_minor, reversed_minor, built_at) "
-    f"SELECT creator_id, month, dk.1 AS dim, dk.2 AS key, cur, hold_eff, count(), sum(net), "
-    f"sum(commission), sum(reversed), {{t:DateTime64(3, 'UTC')}} "
+    f"INSERT INTO {{db}}.{CREATOR_SUMMARY} (creator_id, month, dim, key, currency, orders, net_minor, "
+    f"commission_minor, reversed_minor, max_hold, built_at) "
+    f"SELECT creator_id, month, dk.1 AS dim, dk.2 AS key, cur, count(), sum(net), "
+    f"sum(commission), sum(reversed), max(hold_eff), {{t:DateTime64(3, 'UTC')}} "
     f"FROM ({LATEST_CREATOR_ORDERS}) ARRAY JOIN {DIM_KEYS} AS dk "
-    f"WHERE latest_via = 'click' AND key != '' GROUP BY creator_id, month, dim, key, cur, hold_eff"
+    f"WHERE latest_via = 'click' AND key != '' GROUP BY creator_id, month, dim, key, cur"
 )
-_PAIRS = ("creator_id IN {c:Array(String)} AND (creator_id, toStartOfMonth(occurred_at)) IN "
-          "{p:Array(Tuple(String, Date))}")
+# the chunk's creators and months (a superset of its pairs, rebuilding a clean month changes nothing;
+# bound as short URL parameters)
+_PAIRS = "creator_id IN {c:Array(String)} AND toStartOfMonth(occurred_at) IN {m:Array(Date)}"
 
 
 def due_pairs(client: Client, database: str) -> list[tuple[str, date]]:
@@ -55,7 +56,7 @@ def due_pairs(client: Client, database: str) -> list[tuple[str, date]]:
     return [(str(c), m) for c, m in rows]
 
 
-def summarize(client: Client, database: str, margin_s: float = MARGIN_S, chunk: int = CHUNK_PAIRS) -> int:
+def summarize(client: Client, database: str, margin_s: float = MARGIN_S, chunk: int = CHUNK_CREATORS) -> int:
     """Rebuild every due (creator, month); returns how many were rebuilt."""
     pairs = due_pairs(client, database)
     if not pairs:
@@ -63,10 +64,16 @@ def summarize(client: Client, database: str, margin_s: float = MARGIN_S, chunk: 
     now: datetime = client.query("SELECT now64(3, 'UTC')").result_rows[0][0]
     covers = now - timedelta(seconds=margin_s)
     sql = _BUILD.replace("{db}", database).replace("{where}", _PAIRS)
-    for i in range(0, len(pairs), chunk):
-        part = pairs[i:i + chunk]
-        params: dict[str, Any] = {"t": now, "c": sorted({c for c, _ in part}), "p": part}
+    by_creator: dict[str, list[date]] = {}
+    for c, m in pairs:
+        by_creator.setdefault(c, []).append(m)
+    creators = sorted(by_creator)
+    for i in range(0, len(creators), chunk):
+        part = creators[i:i + chunk]
+        months = sorted({m for c in part for m in by_creator[c]})
+        params: dict[str, Any] = {"t": now, "c": part, "m": months}
         client.command(sql, parameters=params)
-        client.insert(f"{database}.{CREATOR_SUMMARY_BUILDS}", [[c, m, now, covers] for c, m in part],
+        client.insert(f"{database}.{CREATOR_SUMMARY_BUILDS}",
+                      [[c, m, now, covers] for c in part for m in by_creator[c]],
                       column_names=["creator_id", "month", "built_at", "covers"])
     return len(pairs)

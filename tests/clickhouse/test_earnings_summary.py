@@ -157,14 +157,14 @@ async def same_for_everyone(ledger_: Ledger) -> int:
 async def test_summary_equals_scan_fresh_stale_and_without_summary(db: tuple[Settings, Ledger]) -> None:
     settings, ledger_ = db
     rng = random.Random(1)
-    first, later = ledger(rng, 500)
+    first, later = ledger(rng, 300)
     insert_orders(settings, first)
     client = get_client(settings, database=settings.clickhouse_database)
     try:
         items, batches = payouts(rng, first)
         client.insert(PAYOUT_ITEMS, items, column_names=PAYOUT_ITEM_COLUMNS)
         client.insert(PAYOUT_BATCHES, batches, column_names=PAYOUT_BATCH_COLUMNS)
-        assert await same_for_everyone(ledger_) > 20  # nothing built yet: every month from creator_ledger
+        assert await same_for_everyone(ledger_) > 10  # nothing built yet: every month from creator_ledger
         assert summarize(client, settings.clickhouse_database, margin_s=0) > 10
         assert due_pairs(client, settings.clickhouse_database) == []
         assert client.query(f"SELECT count() FROM {CREATOR_SUMMARY}").result_rows[0][0] > 100
@@ -196,9 +196,10 @@ async def test_a_wrong_summary_is_noticed(db: tuple[Settings, Ledger]) -> None:
         summarize(client, settings.clickhouse_database, margin_s=0)
         creator, month = client.query(
             f"SELECT creator_id, month FROM {CREATOR_SUMMARY} WHERE dim = 'day' LIMIT 1").result_rows[0]
-        client.command(f"INSERT INTO {CREATOR_SUMMARY} SELECT creator_id, month, dim, key, currency, hold_days, "
-                       f"orders, net_minor + 1, commission_minor, reversed_minor, built_at + 1 FROM {CREATOR_SUMMARY} "
-                       f"WHERE creator_id = '{creator}' AND month = '{month}' AND dim = 'day' LIMIT 1")
+        client.command(f"INSERT INTO {CREATOR_SUMMARY} SELECT creator_id, month, dim, key, currency, orders, "
+                       f"net_minor + 1, commission_minor, reversed_minor, max_hold, built_at + 1 "
+                       f"FROM {CREATOR_SUMMARY} WHERE creator_id = '{creator}' AND month = '{month}' "
+                       "AND dim = 'day' LIMIT 1")
         as_of = datetime(2027, 1, 1, tzinfo=UTC)
         fast = await creator_earnings(ledger_, str(creator), None, None, as_of)
         scan = await creator_earnings_scan(ledger_, str(creator), None, None, as_of)
