@@ -88,7 +88,7 @@ start_kafka_cluster() {
     # One cluster id for the three nodes' storage, kept across restarts.
     [[ -s "$base/cluster.id" ]] || "$PY" -c 'import base64, uuid
 print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))' >"$base/cluster.id"
-    local cluster_id n name dir port cport
+    local cluster_id n name dir port cport todo=() formats=()
     cluster_id="$(cat "$base/cluster.id")"
     for n in "${KAFKA_CLUSTER_NODES[@]}"; do
         name="kafka-c$n" dir="$base/$n"
@@ -103,21 +103,30 @@ print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))' >"$bas
         mkdir -p "$dir/data"
         "$PY" -m devstack.kafka_cluster render --node "$n" --data "$dir/data" >"$dir/server.properties"
         printf -- '-cp "%s"\n' "$(cat "$cp_file")" >"$dir/jvm.args"
+        todo+=("$n")
         if [[ ! -f "$dir/data/meta.properties" ]]; then
-            # static quorum (controller.quorum.voters): no --standalone / --initial-controllers
-            if ! java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC "@$dir/jvm.args" "$log4j" \
+            # the three formats at once; static quorum (controller.quorum.voters): no --standalone
+            java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC "@$dir/jvm.args" "$log4j" \
                 kafka.tools.StorageTool format --cluster-id="$cluster_id" \
-                -c "$dir/server.properties" >>"$(logfile "$name")" 2>&1; then
-                echo "[devstack] ERROR: $name storage format failed" >&2
-                tail_log "$name"
-                exit 1
-            fi
+                -c "$dir/server.properties" >>"$(logfile "$name")" 2>&1 9>&- &
+            formats+=("$n:$!")
         fi
+    done
+    local f
+    for f in "${formats[@]}"; do
+        if ! wait "${f#*:}"; then
+            echo "[devstack] ERROR: kafka-c${f%%:*} storage format failed" >&2
+            tail_log "kafka-c${f%%:*}"
+            exit 1
+        fi
+    done
+    for n in "${todo[@]}"; do
+        name="kafka-c$n" dir="$base/$n"
         # shellcheck disable=SC2086
         start_bg "$name" java $heap -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExplicitGCInvokesConcurrent \
             -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true "$log4j" \
             "@$dir/jvm.args" kafka.Kafka "$dir/server.properties"
-        say "$name    started (pid $(pid_of "$name" || echo '?'), :$port, log .devstack/logs/$name.log)"
+        say "$name    started (pid $(pid_of "$name" || echo '?'), :$(kafka_cluster_port "$n"), log .devstack/logs/$name.log)"
     done
     echo "$KAFKA_CLUSTER_BOOTSTRAP" >"$base/bootstrap"
     cat >"$base/cluster.env" <<EOF
