@@ -31,7 +31,7 @@ from liveledger import metrics
 from liveledger.kafka import start_producer
 from liveledger.ops_server import OpsServer
 from liveledger.readiness import Readiness
-from liveledger.redis_client import redis_client
+from liveledger.redis_client import pubsub_client, redis_client
 from liveledger.settings import Settings
 from liveledger.setup_state import SetupReplica
 from liveledger.topics import topic_name
@@ -62,7 +62,10 @@ class Pipelines:
         self.app = app
         self.settings = settings
         self.redis = redis_client(settings)
-        self.notifier = Notifier(self.redis, settings.topic_prefix)
+        # PUBLISH on a plain connection to one node: a cluster's nodes all deliver it (and a cluster
+        # pipeline refuses PUBLISH)
+        self.pubsub = pubsub_client(settings)
+        self.notifier = Notifier(self.pubsub, settings.topic_prefix)
         self.replica = SetupReplica(settings)
         self.producer: AIOKafkaProducer | None = None
         self.live: LivePath | None = None
@@ -94,6 +97,7 @@ class Pipelines:
         if self.producer is not None:
             await self.producer.stop()
         await self.redis.aclose()
+        await self.pubsub.aclose()
 
     def on_assigned(self, assigned: Iterable[TP]) -> None:
         """Faust's rebalance callback: note the partitions and return at once (in-memory only: the

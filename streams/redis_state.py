@@ -225,7 +225,8 @@ def _text(v: bytes | str) -> str:
 
 class Notifier:
     """Coalesces change notifications: at most one PUBLISH per stream, and per brand whose creators'
-    conversion changed, every ``interval`` seconds (channels in :mod:`liveledger.storage.redis_keys`)."""
+    conversion changed, every ``interval`` seconds (channels in :mod:`liveledger.storage.redis_keys`).
+    ``client``: a plain client of one node also on a cluster (:func:`liveledger.redis_client.pubsub_client`)."""
 
     def __init__(self, client: RedisClient, prefix: str, interval: float = 0.25) -> None:
         self.client = client

@@ -14,11 +14,14 @@ step touches one slot, redis_keys.part_tag).
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
+import httpx
 import pytest
 import redis
 
@@ -207,3 +210,42 @@ def test_live_notifications_cross_nodes(cluster: RedisClusterNodes, day: tuple[G
         sub.close()
     finally:
         seed.close()
+
+
+def test_worker_notifications_reach_every_node_and_sse(stack: AppStack, cluster: RedisClusterNodes,
+                                                       day: tuple[GroundTruth, Settings]) -> None:
+    """Last (it adds a view): the worker's coalesced PUBLISH (through the cluster client) reaches a
+    subscriber on every node, and the API's SSE stream pushes the new state."""
+    gt, settings = day
+    brand = gt.document["setup"]["brands"][0]
+    sid = next(s for s, v in gt.document["streams"].items() if v["brand_id"] == brand["brand_id"])
+    subs = []
+    for port in cluster.ports:
+        sub = redis.Redis(port=port).pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        sub.subscribe(keys.stream_channel(settings.topic_prefix, sid))
+        subs.append(sub)
+    auth = {"Authorization": f"Bearer {brand['api_key']}"}
+    try:
+        with httpx.Client(base_url=stack.api_url, timeout=30) as http, \
+                http.stream("GET", f"/v1/streams/{sid}/live/events", headers=auth) as sse:
+            frames = (line for line in sse.iter_lines() if line.startswith("data:"))
+            first = json.loads(next(frames)[5:])
+            event = {"event_id": f"probe-{uuid.uuid4().hex[:8]}", "type": "view", "stream_id": sid,
+                     "viewer_id": "probe-viewer", "action": "join",
+                     "occurred_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+            resp = httpx.post(f"{stack.ingest_url}/v1/events", json={"events": [event]}, headers=auth, timeout=30)
+            assert resp.status_code == 202, resp.text
+            seen = [first["views"]]
+            deadline = time.monotonic() + 20
+            while seen[-1] != first["views"] + 1 and time.monotonic() < deadline:  # viewers_now also moves
+                seen.append(json.loads(next(frames)[5:])["views"])
+            assert seen[-1] == first["views"] + 1, seen
+        deadline = time.monotonic() + 10
+        heard = [False] * len(subs)
+        while not all(heard) and time.monotonic() < deadline:
+            for i, sub in enumerate(subs):
+                heard[i] = heard[i] or sub.get_message(timeout=0.1) is not None
+        assert all(heard), dict(zip(cluster.ports, heard, strict=True))
+    finally:
+        for sub in subs:
+            sub.close()
