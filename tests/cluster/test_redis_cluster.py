@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -27,14 +28,16 @@ import redis
 
 from consumers.migrate import run as migrate_run
 from liveledger.ch import get_client
-from liveledger.redis_client import sync_redis_client
+from liveledger.redis_client import redis_client, sync_redis_client
 from liveledger.settings import Settings
 from liveledger.storage import redis_keys as keys
 from producers.config import SimConfig
 from producers.simulator import GroundTruth, run_simulation
+from streams.redis_state import LedgerStore, LiveStore
 from tests.cluster.redis_cluster import RedisClusterNodes
 from tests.e2e import test_pipeline_truth as truth
-from tests.harness import AppStack
+from tests.harness import AppStack, fresh_prefix
+from tests.streams import test_ledger_fence, test_lua_fence
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.slow]
 
@@ -87,6 +90,23 @@ def spread_id_prefix(cluster: RedisClusterNodes, settings: Settings) -> str:
         if len(masters) == cluster.masters:
             return candidate
     raise AssertionError("no id prefix spreads the brands over every master")
+
+
+FENCE_TESTS = [(test_lua_fence, n) for n in dir(test_lua_fence) if n.startswith("test_")] + \
+              [(test_ledger_fence, n) for n in dir(test_ledger_fence) if n.startswith("test_")]
+
+
+@pytest.mark.parametrize(("module", "name"), FENCE_TESTS, ids=[n for _, n in FENCE_TESTS])
+async def test_fenced_scripts_on_the_cluster(cluster: RedisClusterNodes, module: Any, name: str) -> None:
+    """The exactly-once core on the cluster: the Redis tests of the live flush and the ledger step
+    (replays and gaps refused, a stale member fenced off, versioned snapshots) against the cluster."""
+    prefix = fresh_prefix()
+    client = redis_client(Settings(redis_url=cluster.url, redis_cluster=True, topic_prefix=prefix))
+    store = (LiveStore if module is test_lua_fence else LedgerStore)(client, prefix)
+    try:
+        await getattr(module, name)(store)
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture(scope="module")
