@@ -2,7 +2,10 @@
 
 - ``aiohttp_uvloop_noop``: aiohttp no-op on uvloop — the same framework *and* loop as ingest
   (``python -m ingest`` installs uvloop), i.e. "its own framework's bare endpoint";
-- ``aiohttp_asyncio_noop``: plain aiohttp no-op on the default asyncio loop — "bare aiohttp".
+- ``aiohttp_asyncio_noop``: plain aiohttp no-op on the default asyncio loop — "bare aiohttp";
+- ``events_floor``: the floor of the events path (``bench/bare.py`` ``POST /produce``): aiohttp on
+  uvloop reading the same 100-event body, parsing it with orjson and producing it to the stack's
+  events topic as one record with ingest's producer (acks=all) before answering.
 
 Server processes are pinned to CPU 1 and wrk to CPU 0 (Kafka and Redis float). Contenders are
 interleaved ``rounds`` times and the best run of each counts. Then the real endpoints are driven at
@@ -14,6 +17,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from bench import wrk
 from bench.common import Proc, free_port, pin, start_module, wait_http
@@ -29,9 +34,9 @@ def _best(runs: list[wrk.WrkResult]) -> wrk.WrkResult:
     return max(runs, key=lambda r: r.rps)
 
 
-def _start_bare(loop: str, log_dir: Path) -> tuple[Proc, str]:
+def _start_bare(loop: str, log_dir: Path, *extra: str, name: str | None = None) -> tuple[Proc, str]:
     port = free_port()
-    proc = start_module(f"bare-{loop}", ["bench.bare", "--port", str(port), "--loop", loop], log_dir)
+    proc = start_module(name or f"bare-{loop}", ["bench.bare", "--port", str(port), "--loop", loop, *extra], log_dir)
     base = f"http://127.0.0.1:{port}"
     wait_http(proc, f"{base}/noop")
     pin(proc.pid, SERVER_CPU)
@@ -47,6 +52,9 @@ def run(cfg: BenchConfig, log_dir: Path) -> dict[str, Any]:
         with app_stack(log_dir / "ingest-stack") as (stack, world):
             ingest_pid = stack.procs["ingest"].pid
             pin(ingest_pid, SERVER_CPU)
+            floor = _start_bare("uvloop", log_dir, "--kafka-topic", f"{stack.prefix}.events", "--kafka-key",
+                                world.brand_id, name="bare-events-floor")
+            bare["floor"] = floor
             import random
 
             body = dumps(event_batch(world, EVENTS_PER_BODY, random.Random(1), 0))
@@ -75,6 +83,7 @@ def run(cfg: BenchConfig, log_dir: Path) -> dict[str, Any]:
                 "ingest_redirect_bot": (link, ingest_pid, bot_lua),
                 "aiohttp_uvloop_noop_post100": (f"{bare['uvloop'][1]}/noop", bare["uvloop"][0].pid, noop_post_lua),
                 "ingest_events100": (f"{stack.ingest_url}/v1/events", ingest_pid, events_lua),
+                "events_floor": (f"{floor[1]}/produce", floor[0].pid, noop_post_lua),
             }
             # warm-up (JIT-free Python, but connection pools, Kafka metadata, setup replica)
             for url, pid, lua in contenders.values():
@@ -100,11 +109,12 @@ def run(cfg: BenchConfig, log_dir: Path) -> dict[str, Any]:
                     lua = wrk.script(work, f"{name}_half", "POST", body, auth, delay_ms)
                 r = wrk.run(url, pid, duration_s=cfg.wrk_seconds, connections=conns, lua=lua)
                 half[name] = {"target_rps": round(target, 1), **r.as_dict()}
+            health = httpx.get(f"{stack.ingest_url}/healthz", timeout=5).json()
     finally:
         for proc, _ in bare.values():
             proc.stop()
 
-    red, ev = best["ingest_redirect"], best["ingest_events100"]
+    red, ev, fl = best["ingest_redirect"], best["ingest_events100"], best["events_floor"]
     base_uv, base_asy = best["aiohttp_uvloop_noop"], best["aiohttp_asyncio_noop"]
     return {
         "rps": round(red.rps, 1),
@@ -118,6 +128,13 @@ def run(cfg: BenchConfig, log_dir: Path) -> dict[str, Any]:
         "events_p99_ms": ev.p99_ms,
         "events_p99_half_load_ms": half["ingest_events100"]["p99_ms"],
         "events_baseline_rps": round(best["aiohttp_uvloop_noop_post100"].rps, 1),
+        # the events path's floor (orjson parse + one acks=all record); the report divides by it
+        "events_floor_rps": round(fl.rps, 1),
+        "events_floor_cpu_us_per_req": round(fl.cpu_us_per_req, 1),
+        "events_floor_p99_ms": fl.p99_ms,
+        # redirect clicks per Kafka record over the whole run (ingest/batcher.py micro-batches)
+        "clicks_per_record": round(health["clicks_written"] / health["click_records"], 2)
+        if health.get("click_records") else None,
         "cpu_us_per_req": round(red.cpu_us_per_req, 1),
         # click hygiene: µs of ingest CPU per redirect with it (first clicks), without it, and on
         # its short paths (a repeat, a bot), beside the bare endpoint's

@@ -145,7 +145,9 @@ class IngestState:
         self.trusted_proxies = parse_networks(settings.trusted_proxies)
         self.client_secret = client_secret(settings.client_hash_secret, settings.admin_token)
         self.repeats: RepeatGuard | None = None
-        self.click_writes: dict[str, asyncio.Future[None]] = {}  # click id -> its write, while in flight
+        # click id -> its write, from the claim until the claim is confirmed (ingest/batcher.py)
+        self.click_writes: dict[str, asyncio.Future[None]] = {}
+        self._confirming: set[asyncio.Task[None]] = set()
         # Clicks of concurrent redirects share a record: one per brand (the Kafka key) per
         # micro-batch, acknowledged before any of their 302s (ingest/batcher.py, docs/ingest.md).
         self.clicks: ClickBatcher[WireClickEvent] = ClickBatcher(
@@ -160,7 +162,7 @@ class IngestState:
         self._connecting = asyncio.create_task(self._connect_forever(), name="ingest-connect")
 
     async def _connect(self) -> None:
-        self.producer = await start_producer(self.settings)
+        self.producer = await start_producer(self.settings, linger_ms=self.settings.ingest_kafka_linger_ms)
         try:
             await self.setup.start()
         except BaseException:
@@ -195,6 +197,8 @@ class IngestState:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
         await self.flush_counters()
+        if self._confirming:  # claims of written clicks: confirm them before Redis closes
+            await asyncio.wait(self._confirming, timeout=2.0)
         await self.setup.stop()
         if self.producer is not None:
             await self.producer.stop()
@@ -241,6 +245,22 @@ class IngestState:
         record = EventsBatchRecord.build(batch_id=str(uuid.uuid4()), brand_id=brand_id, source="redirect",
                                          received_at=utc_now(), events=list(clicks))
         await self.send(self.events_topic, brand_id, record.to_bytes())
+        if self.repeats is not None and any(c.client_hash for c in clicks):
+            # the claims are confirmed off the redirects' path (one task per record): a repeat
+            # meanwhile finds the write done in click_writes, which is kept until the confirm is in
+            task = asyncio.get_running_loop().create_task(self._confirm_clicks(self.repeats, clicks))
+            self._confirming.add(task)
+            task.add_done_callback(self._confirming.discard)
+
+    async def _confirm_clicks(self, repeats: RepeatGuard, clicks: list[WireClickEvent]) -> None:
+        try:
+            await asyncio.gather(*(repeats.confirm(str(c.link_code), c.client_hash, c.event_id, to_ms(c.occurred_at))
+                                   for c in clicks if c.client_hash))
+        finally:
+            for c in clicks:
+                write = self.click_writes.get(c.event_id)
+                if write is not None and write.done():
+                    del self.click_writes[c.event_id]
 
     async def lookup(self, table: Table, ident: object) -> dict[str, Any] | None:
         """The setup entity ``ident`` (read-your-writes), or ``None`` when ``ident`` is not an id."""
@@ -392,14 +412,18 @@ async def redirect(request: web.Request) -> web.Response:
     write = _queue_click(st, link, code, client, click_id, now)
     st.click_writes[click_id] = write
     try:
-        await _click_written(st, write, code, client, click_id, now)
+        await asyncio.shield(write)  # the record is shared: a client going away must not cancel it
     except ServiceError as exc:
+        st.click_writes.pop(click_id, None)
         # not written: a retry gets a fresh click -- unless the write only timed out (the record may
         # still land): then the claim stays pending and a retry writes this same click again
         if st.repeats is not None and client and claim and not isinstance(exc.__cause__, TimeoutError):
             await st.repeats.release(code, client, claim)
         raise
-    finally:
+    except BaseException:
+        st.click_writes.pop(click_id, None)
+        raise
+    if client is None:  # no claim to confirm (hygiene off)
         st.click_writes.pop(click_id, None)
     _ACCEPTED["redirect"].inc()
     _REDIRECTS["click"].inc()
@@ -417,19 +441,10 @@ def _queue_click(st: IngestState, link: dict[str, Any], code: str, client: str |
     return st.clicks.add(link["brand_id"], click)
 
 
-async def _click_written(st: IngestState, write: asyncio.Future[None], code: str, client: str | None,
-                         click_id: str, at: datetime) -> None:
-    """Wait for the click's record (acks=all), then confirm its claim; raises ServiceError (503).
-    Shielded: the record is shared with other redirects, a client going away must not cancel it."""
-    await asyncio.shield(write)
-    if st.repeats is not None and client is not None:
-        await st.repeats.confirm(code, client, click_id, to_ms(at))
-
-
 async def _write_click(st: IngestState, link: dict[str, Any], code: str, client: str | None, click_id: str,
                        at: datetime) -> None:
-    """Write the click (batched with others), then confirm its claim; raises ServiceError (503)."""
-    await _click_written(st, _queue_click(st, link, code, client, click_id, at), code, client, click_id, at)
+    """Write the click (batched with others; its claim is confirmed after); raises ServiceError (503)."""
+    await asyncio.shield(_queue_click(st, link, code, client, click_id, at))
 
 
 async def _being_written(st: IngestState, click_id: str) -> bool:

@@ -96,7 +96,8 @@ def parse_networks(spec: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Net
 
 def _trusted(addr: str, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
     try:
-        ip = ipaddress.ip_address(addr)
+        # the family from the text: ip_address() tries IPv4 first and pays an exception for IPv6
+        ip = ipaddress.IPv6Address(addr) if ":" in addr else ipaddress.IPv4Address(addr)
     except ValueError:
         return False
     return any(ip in net for net in networks)

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # written at the end of the loop iteration (or after this linger) when no write of its brand is out.
     ingest_click_batch_max: int = Field(default=500, ge=1, le=1000)
     ingest_click_linger_ms: float = Field(default=0.0, ge=0, le=100)
+    # linger of ingest's Kafka producer: every accepted request waits for its record's ack, and
+    # records already queue while a produce request is out (aiokafka keeps one per broker)
+    ingest_kafka_linger_ms: int = Field(default=0, ge=0, le=100)
     # API hostile-input guards (api/guards.py, api/server.py; docs/api.md "Limits"): JSON bodies
     # (the brand CSV upload has its own 20 MiB), request heads, slow bodies, idle connections.
     api_max_body_bytes: int = 1024 * 1024

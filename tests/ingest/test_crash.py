@@ -19,7 +19,7 @@ from liveledger.settings import DEV_ADMIN_TOKEN
 from tests.harness import AppStack, SetupClient
 from tests.ingest.conftest import read_topic
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.slow]  # the API migrates its audit table
 
 
 def _now() -> str:
