@@ -16,7 +16,8 @@ Without a cluster the migrations run as written. With one, every statement is re
 - a materialized view reads the *local* source table and writes the *local* target: it fires on
   the replica that receives the (Distributed-forwarded) insert, and the target's replication copies
   its output (views do not fire on replicated fetches);
-- ``ALTER … ADD COLUMN`` goes to ``t_local`` and to ``t``; ``MODIFY TTL`` only to ``t_local``;
+- ``ALTER … ADD COLUMN`` goes to ``t_local`` and to ``t``; ``MODIFY TTL`` and ``TRUNCATE`` only to
+  ``t_local``; ``DROP TABLE t`` drops both;
 - ``INSERT … SELECT`` (back-fills) keep the Distributed names: rows are read from every shard
   and re-sharded by the target's key.
 
@@ -62,6 +63,7 @@ _CREATE_MV = re.compile(r"^(CREATE\s+MATERIALIZED\s+VIEW\s+(?:IF\s+NOT\s+EXISTS\
 _ALTER = re.compile(r"^ALTER\s+TABLE\s+" + _NAME + r"\." + _NAME + r"\s+(.*)$", re.S | re.I)
 _DROP = re.compile(r"^(DROP\s+(?:VIEW|TABLE)\s+(?:IF\s+EXISTS\s+)?" + _NAME + r"\." + _NAME + r")(.*)$",
                    re.S | re.I)
+_TRUNCATE = re.compile(r"^(TRUNCATE\s+TABLE\s+(?:IF\s+EXISTS\s+)?)" + _NAME + r"\." + _NAME + r"(.*)$", re.S | re.I)
 _INSERT = re.compile(r"^INSERT\s+INTO\s+", re.I)
 
 
@@ -138,6 +140,9 @@ def _rewrite(stmt: str, database: str, cluster: str, tables: set[str]) -> list[s
         if m.group(3) in tables and re.match(r"DROP\s+TABLE", stmt, re.I):
             out.append(f"DROP TABLE IF EXISTS {m.group(2)}.{local_name(m.group(3))} ON CLUSTER {cluster}")
         return out
+    if m := _TRUNCATE.match(stmt):  # the data is in the local tables
+        table = local_name(m.group(3)) if m.group(3) in tables else m.group(3)
+        return [f"{m.group(1)}{m.group(2)}.{table} ON CLUSTER {cluster}{m.group(4)}"]
     if _INSERT.match(stmt):
         return [stmt]  # Distributed names: read every shard, re-shard into the target
     raise ClusterDDLError(f"no cluster form for: {stmt[:80]}")

@@ -1,9 +1,8 @@
 -- Per-creator earnings summary (docs/benchmarks.md "Earnings at 10 M ledger rows"; liveledger/storage/summary.py):
 -- GET /v1/creators/{id}/earnings reads these few rows for the closed months instead of every order.
 --
--- creator_summary: per (creator, month of the order, dim, key, currency) the totals of the creator's
--- CLICK-attributed orders at their latest version: orders, net, commission, reversed, and the longest
--- hold among them (the month is all approved once month end + max_hold has passed).
+-- creator_summary: per (creator, month of the order, dim, key, currency, hold days) the totals of
+-- the creator's CLICK-attributed orders at their latest version: orders, net, commission, reversed.
 -- dim is 'day' (key YYYY-MM-DD), 'campaign', 'stream' or 'link' (rows with key '' are not written).
 -- A click attribution is final (docs/money-rules.md), so an order never leaves its rows; a re-send or
 -- a refund only changes the values, and a month is rebuilt from creator_ledger (argMax by version)
@@ -16,14 +15,14 @@ CREATE TABLE IF NOT EXISTS {db}.creator_summary (
     dim LowCardinality(String),
     key String,
     currency LowCardinality(String),
+    hold_days UInt32,
     orders UInt64,
     net_minor Int64,
     commission_minor Int64,
     reversed_minor Int64,
-    max_hold UInt32,
     built_at DateTime64(3, 'UTC')
 ) ENGINE = ReplacingMergeTree(built_at)
-ORDER BY (creator_id, month, dim, key, currency);
+ORDER BY (creator_id, month, dim, key, currency, hold_days);
 
 -- creator_summary_dirty: the newest time a click order of (creator, month) was written (every version
 -- and re-send), kept by a materialized view of orders_ledger.

@@ -100,6 +100,13 @@ def test_views_inserts_and_alters_go_where_they_should(m: Migration) -> None:
             table = re.match(rf"ALTER TABLE {DB}\.(\w+)", statement).group(1)  # type: ignore[union-attr]
             if "MODIFY TTL" in statement:
                 assert table.endswith("_local")
+        elif statement.startswith("TRUNCATE"):
+            assert re.match(rf"TRUNCATE TABLE IF EXISTS {DB}\.\w+_local ON CLUSTER", statement), statement
+    drops = [s for s in single(m) if s.startswith("DROP TABLE")]
+    for s in drops:
+        table = re.search(rf"{DB}\.(\w+)", s).group(1)  # type: ignore[union-attr]
+        assert f"DROP TABLE IF EXISTS {DB}.{table} ON CLUSTER {CLUSTER}" in clustered(m)
+        assert f"DROP TABLE IF EXISTS {DB}.{table}_local ON CLUSTER {CLUSTER}" in clustered(m)
     alters = [s for s in clustered(m) if s.startswith("ALTER TABLE") and "ADD COLUMN" in s]
     for s in single(m):
         if s.startswith("ALTER TABLE") and "ADD COLUMN" in s:
