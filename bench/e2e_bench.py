@@ -54,7 +54,8 @@ async def _offer(ingest_url: str, world: World, redis_url: str, prefix: str, rat
 
     base = await read_counts()
     expected = list(base)
-    pending: list[collections.deque[tuple[int, float, int]]] = [collections.deque() for _ in streams]
+    # per stream: [counter value that covers the batch, time sent, batch index], in sending order
+    pending: list[collections.deque[list[Any]]] = [collections.deque() for _ in streams]
     latencies: list[float] = []
     # the split of each latency: POST → 202 (ingest + the acks=all write) and 202 → counted in Redis
     # (Kafka fetch, the worker's batching and its Lua flush); batch index → 202 time
@@ -72,20 +73,34 @@ async def _offer(ingest_url: str, world: World, redis_url: str, prefix: str, rat
     sem = asyncio.Semaphore(256)
     done_sending = asyncio.Event()
 
+    def rejected(i: int) -> None:
+        """A batch that got no 202 is taken as never counted: later batches of its stream expect less
+        (else every later latency of the stream would wait for a count that never comes)."""
+        nonlocal errors
+        errors += 1
+        s = i % len(streams)
+        expected[s] -= batch
+        q = pending[s]
+        for entry in list(q):
+            if entry[2] == i:
+                q.remove(entry)
+            elif entry[2] > i:
+                entry[0] -= batch
+
     async def post(session: aiohttp.ClientSession, i: int) -> None:
-        nonlocal errors, sent_events
+        nonlocal sent_events
         async with sem:
             try:
                 t_post = time.perf_counter()
                 async with session.post(f"{ingest_url}/v1/events", data=bodies[i], headers=headers) as resp:
                     await resp.read()
                     if resp.status != 202:
-                        errors += 1
+                        rejected(i)
                         return
                 acked[i] = time.perf_counter()
                 ack_ms.append((acked[i] - t_post) * 1000)
             except aiohttp.ClientError:
-                errors += 1
+                rejected(i)
                 return
             sent_events += batch
 
@@ -98,7 +113,7 @@ async def _offer(ingest_url: str, world: World, redis_url: str, prefix: str, rat
                 while q and q[0][0] <= c:
                     _, t_sent, i = q.popleft()
                     latencies.append((now - t_sent) * 1000)
-                    if i in acked:  # counted before its 202 reached the sender: no split for this batch
+                    if i in acked:  # else counted before its 202 reached the sender: no split
                         after_ack_ms.append(max(0.0, now - acked[i]) * 1000)
             if done_sending.is_set() and not any(pending):
                 return
@@ -115,7 +130,7 @@ async def _offer(ingest_url: str, world: World, redis_url: str, prefix: str, rat
                 await asyncio.sleep(delay)
             s = i % len(streams)
             expected[s] += batch
-            pending[s].append((expected[s], time.perf_counter(), i))
+            pending[s].append([expected[s], time.perf_counter(), i])
             tasks.append(asyncio.create_task(post(session, i)))
         await asyncio.gather(*tasks)
     send_span = time.perf_counter() - t0
