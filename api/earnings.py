@@ -97,7 +97,7 @@ def _months_inside(since: datetime | None, until: datetime | None) -> tuple[date
     if since is not None:
         first = date(since.year, since.month, 1)
         lo = first if _month_start(first) >= since else _next_month(first)
-    hi = date(2200, 1, 1)
+    hi = date(2149, 6, 1)  # the last month start of ClickHouse's Date
     if until is not None:
         hi = date(until.year, until.month, 1)  # that month ends after until unless until is its end
     return lo, hi
