@@ -1,8 +1,11 @@
-"""``python -m bench [--quick] [--only ingest,stream,conversion,e2e,sink,query] [--out DIR]``.
+"""``python -m bench [--quick] [--only ingest,stream,conversion,e2e,sink,query,memory] [--merge] [--out DIR]``.
 
 Runs each measurement beside its baseline and writes ``results.json``, ``results.md`` and PNG
 plots to ``bench/out/`` (see docs/benchmarks.md). A part whose component does not exist yet, or
-that fails, is recorded as ``{"skipped": "<reason>"}`` and the others still run.
+that fails, is recorded as ``{"skipped": "<reason>"}`` and the others still run. ``--merge`` keeps the
+sections of the parts not selected from the existing ``results.json`` (each with its own
+``started_at``), so the parts can be measured one at a time on a quiet machine; every part still
+measures its baselines in its own run.
 """
 
 from __future__ import annotations
@@ -51,21 +54,35 @@ def machine() -> dict[str, Any]:
             "summary": f"{cpus} CPUs ({model or 'unknown'}), {mem_gb:.1f} GiB RAM, Python {platform.python_version()}"}
 
 
-def run(parts: list[str], cfg: BenchConfig, out: Path, quick: bool) -> dict[str, Any]:
+def _previous(out: Path) -> dict[str, Any]:
+    try:
+        prev = orjson.loads((out / "results.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return prev if isinstance(prev, dict) else {}
+
+
+def run(parts: list[str], cfg: BenchConfig, out: Path, quick: bool, merge: bool = False) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     log_dir = out / "logs"
     t0 = time.monotonic()
-    res: dict[str, Any] = {"started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "quick": quick,
-                           "machine": machine()}
+    started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    prev = _previous(out) if merge else {}
+    res: dict[str, Any] = {"started_at": started, "quick": quick, "machine": machine()}
     for part in PARTS:
         key, fn = PARTS[part]
         if part not in parts:
-            res[key] = {"skipped": "not selected (--only)"}
+            kept = prev.get(key)
+            if isinstance(kept, dict) and "skipped" not in kept and prev.get("quick") == quick:
+                res[key] = kept  # measured by an earlier run (--merge); its started_at says when
+            else:
+                res[key] = {"skipped": "not selected (--only)"}
             continue
         print(f"[bench] {part} ...", flush=True)
         t = time.monotonic()
         try:
             res[key] = fn(cfg, log_dir)
+            res[key]["started_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         except Exception as exc:
             traceback.print_exc()
             res[key] = {"skipped": f"failed: {type(exc).__name__}: {exc}"[:500]}
@@ -76,7 +93,8 @@ def run(parts: list[str], cfg: BenchConfig, out: Path, quick: bool) -> dict[str,
     data = orjson.dumps(res, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     (out / "results.json").write_bytes(data)
     # The issue's agreed location, beside the package; bench/out/ keeps the logs, table and plots.
-    (Path(__file__).resolve().parent / "results.json").write_bytes(data)
+    if out.resolve() == DEFAULT_OUT:  # a run into another directory (tests, --out) leaves it alone
+        (Path(__file__).resolve().parent / "results.json").write_bytes(data)
     (out / "results.md").write_text(report.markdown(res))
     try:
         res_plots = report.plots(res, out)
@@ -91,6 +109,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test, ~1-2 min)")
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other parts' sections of the existing results.json (measure parts one by one)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
@@ -98,7 +118,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown part(s) {unknown}; choose from {list(PARTS)}")
     logging.basicConfig(level=logging.WARNING)
-    run(parts, QUICK if args.quick else FULL, args.out, args.quick)
+    run(parts, QUICK if args.quick else FULL, args.out, args.quick, merge=args.merge)
 
 
 if __name__ == "__main__":

@@ -81,3 +81,30 @@ def test_one_plot_per_figure(tmp_path: Path) -> None:
                      "clickhouse_sink_rows_per_s.png", "e2e_latency.png", "earnings_p99_by_rows.png",
                      "redis_memory_month.png", "ledger_assignment.png"}
     assert all((tmp_path / n).stat().st_size > 1000 for n in names)
+
+
+def test_merge_keeps_the_other_parts_sections(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bench.__main__ as main
+    from bench.config import QUICK
+
+    calls: list[str] = []
+
+    def part(name: str, value: float) -> Any:
+        def fn(_cfg: Any, _logs: Path) -> dict[str, Any]:
+            calls.append(name)
+            return {"rows_per_s": value, "baseline_rows_per_s": 100.0}
+        return fn
+
+    monkeypatch.setattr(main, "PARTS", {"sink": ("clickhouse_sink", part("sink", 60.0)),
+                                        "other": ("other", part("other", 1.0))})
+    monkeypatch.setattr(report, "plots", lambda _res, _out: [])
+    main.run(["sink", "other"], QUICK, tmp_path, quick=True)
+    monkeypatch.setattr(main, "PARTS", {"sink": ("clickhouse_sink", part("sink", 70.0)),
+                                        "other": ("other", part("other", 2.0))})
+    res = main.run(["other"], QUICK, tmp_path, quick=True, merge=True)
+    assert calls == ["sink", "other", "other"]
+    assert res["clickhouse_sink"]["rows_per_s"] == 60.0 and "started_at" in res["clickhouse_sink"]
+    assert res["other"]["rows_per_s"] == 2.0
+    assert res["ratios"]["sink_vs_raw_inserts"] == pytest.approx(0.6)
+    res = main.run(["other"], QUICK, tmp_path, quick=True)  # without --merge: not selected
+    assert res["clickhouse_sink"] == {"skipped": "not selected (--only)"}
