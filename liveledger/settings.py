@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     admin_token: str = DEV_ADMIN_TOKEN
     topic_prefix: str = "ll"
     event_partitions: int = 6
+    # How long the live path remembers a view/click/add_to_cart event id (its de-dup horizon; docs/scaling.md
+    # "Bounded memory": Redis holds rate x horizon keys). The ledger's order/refund ids keep 8 days.
+    live_dedup_ttl_s: int = Field(default=8 * 24 * 3600, ge=60, le=30 * 24 * 3600)
 
     ingest_host: str = "127.0.0.1"
     ingest_port: int = 8080

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import tempfile
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ from liveledger.readiness import Readiness
 from liveledger.redis_client import pubsub_client, redis_client
 from liveledger.settings import Settings
 from liveledger.setup_state import SetupReplica
+from liveledger.storage.retention import DEFAULT as DEFAULT_RETENTION
+from liveledger.storage.retention import Retention
 from liveledger.topics import topic_name
 from schemas.wire import Headers
 from streams.gate import OffsetGate
@@ -54,6 +57,11 @@ SESSION_TIMEOUT_S = 10.0  # a kill -9'd member's partitions move after ~10 s
 def app_id(settings: Settings) -> str:
     return "liveledger" if settings.topic_prefix == "ll" else f"{settings.topic_prefix}-liveledger"
 
+
+
+def live_retention(settings: Settings) -> Retention:
+    """The live path's TTLs: the defaults with the configured event-id de-dup horizon."""
+    return replace(DEFAULT_RETENTION, dedup_ms=settings.live_dedup_ttl_s * 1000)
 
 class Pipelines:
     """The long-lived clients and the two paths of one worker process (created on start)."""
@@ -84,7 +92,8 @@ class Pipelines:
         async def send(topic: str, key: bytes | None, value: bytes | None, headers: Headers) -> Any:
             return await producer.send(topic, value, key=key, headers=headers)
 
-        self.live = LivePath(LiveStore(self.redis, self.settings.topic_prefix), self.notifier, send,
+        self.live = LivePath(LiveStore(self.redis, self.settings.topic_prefix, live_retention(self.settings)),
+                             self.notifier, send,
                              OffsetGate(self.rereader.read), topic_name(self.settings, "dlq"))
         self.ledger = LedgerPath(self.settings, LedgerStore(self.redis, self.settings.topic_prefix), self.replica,
                                  self.notifier, producer, OffsetGate(self.rereader.read))

@@ -247,3 +247,25 @@ def test_scaled_retention_keeps_the_ratios() -> None:
     assert (r.day_ms, r.late_ms, r.dedup_ms, r.stream_idle_ms, r.pending_ms) == (1000, 8000, 8000, 7000, 30000)
     assert r.click_ms(7) == 15000 and r.click_ms(None) == 408000
     assert DEFAULT.click_ms(30) == (30 + 8) * 86400 * 1000
+
+
+async def test_the_live_dedup_horizon_is_configurable(env: Env) -> None:
+    """LIVELEDGER_LIVE_DEDUP_TTL_S sets the live path's event-id horizon (the worker's LiveStore), and a
+    duplicate inside it still counts once."""
+    from streams.app import live_retention
+
+    settings = env.settings.model_copy(update={"live_dedup_ttl_s": 3600})
+    tp = TopicPartition(topic_name(env.settings, "events"), 0)
+
+    async def send(*_: Any) -> Any:
+        raise AssertionError("nothing is dead-lettered here")
+
+    live = LivePath(LiveStore(env.client, env.p, live_retention(settings)), Notifier(env.client, env.p), send,
+                    OffsetGate(env.refill), topic_name(env.settings, "dlq"))
+    await live.process(tp, [Msg(tp, 0, b"b1", kit.batch("b1", [kit.view("e1", "s1", "v1")]), 1)])
+    await live.process(tp, [Msg(tp, 1, b"b1", kit.batch("b1", [kit.view("e1", "s1", "v1")]), 2)])  # a resend
+    dedups = await env.client.keys(f"{env.p}:*dedup:b1:e1")
+    assert len(dedups) == 1 and near(await env.client.pttl(dedups[0]), 3600 * 1000)
+    counts = (await env.client.keys(f"{env.p}:*live:s1:counts"))[0]
+    assert await env.client.hget(counts, "views") == b"1"
+    assert live_retention(Settings()).dedup_ms == 8 * DAY_MS  # the default is unchanged
