@@ -33,6 +33,24 @@ def _level_off(series: Any) -> float | None:
     return round(last / first, 3) if first > 0 else None
 
 
+# Where the profile of a part's miss is, when the part did not record one itself: the py-spy command
+# that reproduces it and the docs/benchmarks.md section that reads it.
+PROFILES = {
+    "ingest": "python -m bench.profile ingest  (py-spy of the ingest process under wrk); read in docs/benchmarks.md "
+              "'Release 2: ingest at scale': aiohttp's request/response work is ~the bare endpoint's whole cost, "
+              "then the handler, redis-py (claim + confirm per click) and loop wake-ups; the events path: pydantic "
+              "validation ~580 µs and per-event routing ~730 µs per 100-event batch, which the floor does not do",
+    "stream": "python -m bench.profile worker; docs/benchmarks.md 'Release 2: stream peer (quixstreams)': the worker "
+              "spends less CPU per event than the peer but each event also costs single-threaded Redis time in the "
+              "live flush (de-dup SET NX, presence ZADD per viewer), work the peer does in-process in RocksDB",
+    "e2e": "e2e.steps[].ack_* / after_ack_* split the latency; docs/benchmarks.md 'End to end at 20 k events/s': one "
+           "brand is one partition, whose flushes run one after another (worker CPU + Redis flush ~50-70 µs/event)",
+    "clickhouse_sink": "python -m bench.profile sink; docs/benchmarks.md 'Release 2: ClickHouse sink': ~70 % of the "
+                       "sink's time is event validation in schemas/ (decode_events_record 44 %, to_ms 16 %)",
+    "query": "query.by_rows.<n>.summary/scan; docs/benchmarks.md 'Release 2: ClickHouse sink and earnings at scale': "
+             "the dev server's per-statement cost (SELECT 1 ≈ 5-8 ms through the chDB HTTP front) and the "
+             "statement's scans of the summary/builds/dirty tables, 8 concurrent callers on 2 cores",
+}
 # (goal, section whose profile explains a miss, value, op, target). Release 1's goals stay as they were.
 Goal = tuple[str, str, float | None, str, float]
 
@@ -92,7 +110,7 @@ def add_ratios(res: Results) -> None:
     for g, section, v, op, t in goals:
         met = None if v is None else (v >= t if op == ">=" else v <= t)
         entry: dict[str, Any] = {"goal": g, "value": v, "target": f"{op} {t:g}", "met": met}
-        profile = res.get(section, {}).get("profile")
+        profile = res.get(section, {}).get("profile") or PROFILES.get(section)
         if met is False and profile:
             entry["profile"] = profile
         out.append(entry)
