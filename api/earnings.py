@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
-from api.stores import _ORDER_FIELDS, Ledger, LedgerOrder, _ledger_order
+from api.stores import Ledger, LedgerOrder
 from liveledger.domain.payouts import PayoutItem
 from liveledger.domain.status import CommissionBreakdown, EarningsTotals, earnings_grouped
 from liveledger.storage.clickhouse import (
@@ -39,8 +39,6 @@ from liveledger.storage.clickhouse import (
     DIM_KEYS,
     LATEST_CREATOR_ORDERS,
     ORDER_VERSIONS,
-    ORDERS_LEDGER,
-    PAYOUT_ITEMS,
 )
 
 Grouped = dict[str, dict[tuple[Any, str], EarningsTotals]]
@@ -131,33 +129,6 @@ def _dim_row(name: str, key: str, currency: str, orders: int, net: int, pending:
         _add(out, "total", 0, row)
 
 
-async def _paid_orders(ledger: Ledger, creator_id: str) -> list[LedgerOrder]:
-    """The scan path's ``creator_orders`` restricted to the orders with payout items of the creator."""
-    paid = f"(SELECT brand_id, order_id FROM {{db}}.{PAYOUT_ITEMS} WHERE creator_id = {{c:String}})"
-    sql = (f"SELECT {_ORDER_FIELDS} FROM {{db}}.{CREATOR_LEDGER} WHERE creator_id = {{c:String}} "
-           f"AND (brand_id, order_id) IN {paid} "
-           f"UNION ALL SELECT {_ORDER_FIELDS} FROM {{db}}.{ORDERS_LEDGER} FINAL WHERE (brand_id, order_id) IN "
-           f"{paid} AND creator_id != {{c:String}}")
-    rows: dict[tuple[str, str], LedgerOrder] = {}
-    for o in map(_ledger_order, await ledger._rows(sql, {"c": creator_id})):
-        seen = rows.get((o.brand_id, o.order_id))
-        if seen is None or o.version > seen.version:
-            rows[(o.brand_id, o.order_id)] = o
-    if any(o.via == "coupon" and o.creator_id == creator_id for o in rows.values()):
-        newest = (f"SELECT brand_id, order_id, max(version) FROM {{db}}.{ORDER_VERSIONS} "
-                  f"WHERE (brand_id, order_id) IN {paid} GROUP BY brand_id, order_id")
-        moved = [(b, o) for b, o, v in await ledger._rows(newest, {"c": creator_id})
-                 if (b, o) in rows and rows[(b, o)].via == "coupon" and rows[(b, o)].creator_id == creator_id
-                 and int(v) > rows[(b, o)].version]
-        if moved:
-            check = (f"SELECT {_ORDER_FIELDS} FROM {{db}}.{ORDERS_LEDGER} FINAL WHERE (brand_id, order_id) IN "
-                     "{k:Array(Tuple(String, String))}")
-            for r in await ledger._rows(check, {"k": moved}):
-                latest = _ledger_order(r)
-                rows[(latest.brand_id, latest.order_id)] = latest
-    return list(rows.values())
-
-
 async def creator_grouped(ledger: Ledger, creator_id: str, since: datetime | None, until: datetime | None,
                           as_of: datetime, items: list[PayoutItem] | None = None) -> Grouped:
     """``earnings_grouped`` of the creator's orders with the groupings of :data:`KEYS` (see module doc)."""
@@ -180,7 +151,8 @@ async def creator_grouped(ledger: Ledger, creator_id: str, since: datetime | Non
         _dim_row(_DIM_TO_NAME[str(dim)], str(key), str(cur), int(n), int(net), int(pending), int(commission),
                  int(reversed_), out)
     if paid_items:
-        _apply_payouts(out, creator_id, await _paid_orders(ledger, creator_id), paid_items, since, until, as_of)
+        paid_orders = await ledger.creator_orders(creator_id, paid_only=True)
+        _apply_payouts(out, creator_id, paid_orders, paid_items, since, until, as_of)
     return out
 
 
@@ -188,16 +160,25 @@ async def _given(items: list[PayoutItem]) -> list[PayoutItem]:
     return items
 
 
-def _apply_payouts(out: Grouped, creator_id: str, orders: list[LedgerOrder], items: list[PayoutItem],
-                   since: datetime | None, until: datetime | None, as_of: datetime) -> None:
-    """Replace the nothing-paid breakdown of the paid orders by the exact one (the scan path's rules)."""
+def in_window(orders: list[LedgerOrder], items: list[PayoutItem], creator_id: str, since: datetime | None,
+              until: datetime | None) -> tuple[list[LedgerOrder], list[PayoutItem]]:
+    """The creator's orders placed in ``[since, until)`` and the payout items of orders placed there (an
+    item of an order not among ``orders`` counts at its ``paid_at``): what ``earnings_grouped`` sums."""
     def inside(t: datetime) -> bool:
         return (since is None or t >= since) and (until is None or t < until)
 
     order_time = {(o.brand_id, o.order_id): o.occurred_at for o in orders}
+    # Ledger rows are priced orders as stored (api/stores.py: the stream only for click orders).
     states = [o for o in orders if o.creator_id == creator_id and inside(o.occurred_at)]
     if since is not None or until is not None:
         items = [i for i in items if inside(order_time.get((i.brand_id, i.order_id), i.paid_at))]
+    return states, items
+
+
+def _apply_payouts(out: Grouped, creator_id: str, orders: list[LedgerOrder], items: list[PayoutItem],
+                   since: datetime | None, until: datetime | None, as_of: datetime) -> None:
+    """Replace the nothing-paid breakdown of the paid orders by the exact one (the scan path's rules)."""
+    states, items = in_window(orders, items, creator_id, since, until)
     unpaid = earnings_grouped(states, [], as_of, KEYS)
     exact = earnings_grouped(states, items, as_of, KEYS)
     for name in KEYS:

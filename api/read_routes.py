@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from api.auth import AuthPrincipal, principal_from_query_or_header, require_creator_view
 from api.context import ctx_of
 from api.earnings import KEYS as EARNINGS_KEYS
-from api.earnings import creator_grouped
+from api.earnings import creator_grouped, in_window
 from api.params import EpochMs, parse_instant, parse_window
 from api.stores import Ledger, LiveHub, LiveReader, complete_up_to
 from liveledger.domain.status import EarningsTotals, earnings_grouped, totals_by_currency
@@ -260,14 +260,7 @@ async def creator_earnings_scan(ledger: Ledger, creator_id: str, since: datetime
     ``liveledger.domain.status`` (the reference the summary path is tested and benchmarked against)."""
     orders, items = await asyncio.gather(ledger.creator_orders(creator_id), ledger.creator_paid_items(creator_id))
 
-    def inside(t: datetime) -> bool:
-        return (since is None or t >= since) and (until is None or t < until)
-
-    order_time = {(o.brand_id, o.order_id): o.occurred_at for o in orders}
-    # Ledger rows are priced orders as stored (api/stores.py: the stream only for click orders).
-    states = [o for o in orders if o.creator_id == creator_id and inside(o.occurred_at)]
-    if since is not None or until is not None:
-        items = [i for i in items if inside(order_time.get((i.brand_id, i.order_id), i.paid_at))]
+    states, items = in_window(orders, items, creator_id, since, until)
     grouped = earnings_grouped(states, items, as_of, EARNINGS_KEYS)
     return _earnings_body(grouped, creator_id, since, until, as_of)
 

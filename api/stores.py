@@ -492,15 +492,17 @@ class Ledger:
 
     # -- earnings --------------------------------------------------------------------------------
 
-    async def creator_orders(self, creator_id: str) -> list[LedgerOrder]:
+    async def creator_orders(self, creator_id: str, paid_only: bool = False) -> list[LedgerOrder]:
         """Latest versions of the orders attributed to ``creator_id``, plus orders the creator was paid
-        for that were re-attributed since (their latest version names the other creator)."""
+        for that were re-attributed since (their latest version names the other creator);
+        ``paid_only``: only the orders with payout items of the creator (api/earnings.py)."""
+        paid = f"(SELECT brand_id, order_id FROM {{db}}.{PAYOUT_ITEMS} WHERE creator_id = {{c:String}})"
         # No FINAL on creator_ledger: unmerged older versions are dropped below (newest version wins),
         # which is cheaper than FINAL's merge on read.
         sql = (f"SELECT {_ORDER_FIELDS} FROM {{db}}.{CREATOR_LEDGER} WHERE creator_id = {{c:String}} "
-               f"UNION ALL SELECT {_ORDER_FIELDS} FROM {{db}}.{ORDERS_LEDGER} FINAL WHERE (brand_id, order_id) IN "
-               f"(SELECT brand_id, order_id FROM {{db}}.{PAYOUT_ITEMS} WHERE creator_id = {{c:String}}) "
-               f"AND creator_id != {{c:String}}")
+               + (f"AND (brand_id, order_id) IN {paid} " if paid_only else "")
+               + f"UNION ALL SELECT {_ORDER_FIELDS} FROM {{db}}.{ORDERS_LEDGER} FINAL WHERE (brand_id, order_id) IN "
+               f"{paid} AND creator_id != {{c:String}}")
         rows: dict[tuple[str, str], LedgerOrder] = {}
         for o in map(_ledger_order, await self._rows(sql, {"c": creator_id})):
             seen = rows.get((o.brand_id, o.order_id))
