@@ -127,7 +127,8 @@ def fill_ledger(settings: Settings, database: str, rows: int, creators: int) -> 
             "summary_pairs": pairs, "table_rows": counts}
 
 
-async def _earnings_load(database: str, creators: int, seconds: float, scan: bool) -> dict[str, Any]:
+async def _earnings_load(database: str, creators: int, seconds: float, scan: bool,
+                         concurrency: int = CONCURRENCY) -> dict[str, Any]:
     from api.read_routes import creator_earnings, creator_earnings_scan
     from api.stores import Ledger
 
@@ -147,7 +148,7 @@ async def _earnings_load(database: str, creators: int, seconds: float, scan: boo
                 lat.append((time.perf_counter() - t) * 1000)
                 orders.append(sum(c["orders"] for c in body["currencies"]))
 
-        await asyncio.gather(*(one() for _ in range(CONCURRENCY)))
+        await asyncio.gather(*(one() for _ in range(concurrency)))
     finally:
         await ledger.close()
     return {"requests": len(lat), "p50_ms": round(percentile(lat, 50), 2), "p99_ms": round(percentile(lat, 99), 2),
@@ -161,6 +162,7 @@ def earnings_at_scale(cfg: BenchConfig) -> dict[str, Any]:
     creators = 50 if quick else 2000
     seconds = max(cfg.query_seconds, 1.0)
     out: dict[str, Any] = {"earnings_p99_ms_by_rows": {}, "earnings_scan_p99_ms_by_rows": {}, "by_rows": {},
+                           "earnings_one_caller_p99_ms_by_rows": {}, "earnings_scan_one_caller_p99_ms_by_rows": {},
                            "earnings_concurrency": CONCURRENCY}
     for rows in sizes:
         database = fresh_prefix("eq")
@@ -168,6 +170,9 @@ def earnings_at_scale(cfg: BenchConfig) -> dict[str, Any]:
             fill = fill_ledger(settings, database, rows, creators)
             summary = asyncio.run(_earnings_load(database, creators, seconds, scan=False))
             scan = asyncio.run(_earnings_load(database, creators, seconds, scan=True))
+            # one caller at a time: the statement's own latency, without queueing on the 2 cores
+            single = asyncio.run(_earnings_load(database, creators, seconds, scan=False, concurrency=1))
+            single_scan = asyncio.run(_earnings_load(database, creators, seconds, scan=True, concurrency=1))
         except Exception as exc:
             out["by_rows"][str(rows)] = {"skipped": f"{type(exc).__name__}: {exc}"[:300]}
             continue
@@ -177,7 +182,10 @@ def earnings_at_scale(cfg: BenchConfig) -> dict[str, Any]:
                 client.command(f"DROP DATABASE IF EXISTS `{database}`")
             finally:
                 client.close()
-        out["by_rows"][str(rows)] = {**fill, "summary": summary, "scan": scan}
+        out["by_rows"][str(rows)] = {**fill, "summary": summary, "scan": scan, "summary_one_caller": single,
+                                     "scan_one_caller": single_scan}
+        out["earnings_one_caller_p99_ms_by_rows"][str(rows)] = single["p99_ms"]
+        out["earnings_scan_one_caller_p99_ms_by_rows"][str(rows)] = single_scan["p99_ms"]
         out["earnings_p99_ms_by_rows"][str(rows)] = summary["p99_ms"]
         out["earnings_scan_p99_ms_by_rows"][str(rows)] = scan["p99_ms"]
         print(f"[bench] earnings at {rows:,} ledger rows: summary p99 {summary['p99_ms']} ms, "

@@ -59,7 +59,7 @@ def test_issue_12_goals_and_ratios() -> None:
     assert "profile" not in goals["ingest ≥ 60 % of its framework's bare endpoint"]
     md = report.markdown(res)
     assert "## Why the misses" in md and "pydantic 40 %" in md
-    assert "| query | earnings p99 ms at 10,000,000 ledger rows | 12 | scan path 200 |" in md
+    assert "| query | earnings p99 ms at 10,000,000 ledger rows (8 callers; 1 caller) | 12; - | scan path 200 |" in md
 
 
 def test_linear_memory_growth_misses_and_unmeasured_is_none() -> None:
