@@ -134,6 +134,13 @@ class AppStack:
         ensure_migrated(self.env.get("LIVELEDGER_CLICKHOUSE_DATABASE") or Settings().clickhouse_database)
         self.start("api", "api", health=f"{self.api_url}/healthz")
 
+    def start_pipeline(self) -> None:
+        """The whole application: the API, ingest, one stream worker and the ClickHouse sink."""
+        self.start_api()
+        self.start_ingest()
+        self.start("worker", "streams", "worker")
+        self.start("sink", "consumers", "clickhouse")
+
     def tail(self, name: str, lines: int = 40) -> str:
         path = self.log_dir / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""

@@ -119,10 +119,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, cluster: RedisClusterNodes) 
     with open(stack.log_dir / "migrate.log", "w") as out:
         migrate_run(settings, out=out)
     try:
-        stack.start_api()
-        stack.start_ingest()
-        stack.start("worker", "streams", "worker")
-        stack.start("sink", "consumers", "clickhouse")
+        stack.start_pipeline()
         yield stack
     finally:
         stack.stop_all()

@@ -124,10 +124,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     with open(stack.log_dir / "migrate.log", "w") as out:
         migrate_run(settings, out=out)
     try:
-        stack.start_api()
-        stack.start_ingest()
-        stack.start("worker", "streams", "worker")
-        stack.start("sink", "consumers", "clickhouse")
+        stack.start_pipeline()
         setup = SetupClient(stack.api_url, DEV_ADMIN_TOKEN)
         b1 = setup.brand("b1")
         b2 = setup.brand("b2")

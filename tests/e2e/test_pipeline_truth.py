@@ -56,10 +56,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppStack]:
     stack.create_topics()
     migrate_run(settings_of(stack), out=open(stack.log_dir / "migrate.log", "w"))  # noqa: SIM115
     try:
-        stack.start_api()
-        stack.start_ingest()
-        stack.start("worker", "streams", "worker")
-        stack.start("sink", "consumers", "clickhouse")
+        stack.start_pipeline()
         yield stack
     finally:
         stack.stop_all()
