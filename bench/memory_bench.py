@@ -51,6 +51,7 @@ from streams.gate import OffsetGate
 from streams.ledger_path import LedgerPath
 from streams.live_path import LivePath
 from streams.redis_state import LedgerStore, LiveStore, Notifier
+from tests.streams.kit import Msg
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "mb"
@@ -58,16 +59,6 @@ DAY = timedelta(days=1)
 WINDOW_DAYS = 7
 OLD_TABLES = ("clicks", "orders", "waiting", "seen")
 
-
-@dataclass(frozen=True)
-class Msg:
-    """The fields of a Faust ``Message`` the paths read."""
-
-    tp: TopicPartition
-    offset: int
-    key: bytes
-    value: bytes
-    timestamp: int
 
 
 def iso(dt: datetime) -> str:

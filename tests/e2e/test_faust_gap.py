@@ -11,7 +11,6 @@ delivered (docs/stream-processing.md, "What we rely on, what we guard against").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -27,6 +26,7 @@ from streams.gate import OffsetGate
 from streams.live_path import LivePath
 from streams.redis_state import LiveStore, Notifier
 from tests.streams import kit
+from tests.streams.kit import Msg
 
 LOGS = kit.REPO / ".devstack" / "logs"
 
@@ -100,15 +100,6 @@ async def test_a_worker_applies_records_faust_committed_past() -> None:
 async def _equals(value: Any, want: int) -> bool:
     return bool(await value == want)
 
-
-@dataclass(frozen=True)
-class Msg:
-    """The fields of a Faust ``Message`` the live path reads."""
-
-    tp: TopicPartition
-    offset: int
-    key: bytes
-    value: bytes
 
 
 @pytest.mark.redis

@@ -10,16 +10,28 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 
 from liveledger.kafka import create_topics
 from liveledger.settings import Settings
 from liveledger.topics import topic_name
+
+
+@dataclass(frozen=True)
+class Msg:
+    """The fields of a Faust ``Message`` the live and ledger paths read (records fed to them without Kafka)."""
+
+    tp: TopicPartition
+    offset: int
+    key: bytes
+    value: bytes
+    timestamp: int = 0
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,6 @@ from an in-memory log (the gate's re-reader reads it too) and each step's outbox
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
@@ -24,22 +23,13 @@ from streams.ledger_path import LedgerPath, parse_outbox_entry
 from streams.live_path import LivePath
 from streams.redis_state import LedgerStore, LiveStore, Notifier
 from tests.streams import kit
+from tests.streams.kit import Msg
 
 pytestmark = pytest.mark.redis
 
 DAY_MS = 24 * 3600 * 1000
 WINDOW_DAYS = 7  # the campaign's attribution window
 
-
-@dataclass(frozen=True)
-class Msg:
-    """The fields of a Faust ``Message`` the paths read."""
-
-    tp: TopicPartition
-    offset: int
-    key: bytes
-    value: bytes
-    timestamp: int
 
 
 class Env:
